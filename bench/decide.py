@@ -1,0 +1,81 @@
+"""How long one decision takes: 8 variants, and 1,000 ModelDeployments in one tick.
+
+Prints medians, and ratios against a baseline measured in the same process (validating the
+same spec with pydantic, which the operator does once per object anyway). Target: under 1 ms
+per decision. Nothing is asserted; run `python bench/decide.py`.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.policy import decide
+from paretoscale.decide.types import CurrentState, Observation
+
+ROOT = Path(__file__).parents[1]
+
+
+def eight_variant_spec() -> dict[str, object]:
+    doc = yaml.safe_load((ROOT / "examples" / "assistant-llama-8b.yaml").read_text())
+    spec = doc["spec"]
+    extra = []
+    for v in spec["variants"]:
+        w = yaml.safe_load(yaml.safe_dump(v))
+        w["name"] = v["name"] + "-b"
+        w["quality"] = round(v["quality"] - 0.005, 3)
+        extra.append(w)
+    spec["variants"] += extra
+    assert len(spec["variants"]) == 8
+    return dict(spec)
+
+
+def median_s(fn: object, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> int:
+    raw = eight_variant_spec()
+    spec = ModelDeploymentSpec.model_validate(raw)
+    state = CurrentState(active="fp8", replicas=2, variant_since=0.0)
+    rates = [0.0, 3.0, 12.0, 30.0, 80.0]
+
+    def one() -> None:
+        for r in rates:
+            decide(spec, Observation(at=7200.0, requests_per_s=r), state)
+
+    def baseline() -> None:
+        for _ in rates:
+            ModelDeploymentSpec.model_validate(raw)
+
+    specs = [spec] * 1000
+
+    def thousand() -> None:
+        for i, s in enumerate(specs):
+            decide(s, Observation(at=7200.0, requests_per_s=float(i % 90)), state)
+
+    one()
+    per_decision = median_s(one, 200) / len(rates)
+    per_validate = median_s(baseline, 200) / len(rates)
+    fleet = median_s(thousand, 5)
+    print(f"python {sys.version.split()[0]}")
+    print(f"one decision, 8 variants:        median {per_decision * 1e3:.3f} ms  (target < 1 ms)")
+    print(f"baseline, validate the spec:     median {per_validate * 1e3:.3f} ms")
+    print(f"ratio decision / validation:     {per_decision / per_validate:.2f}x")
+    print(f"1,000 ModelDeployments, one tick: median {fleet * 1e3:.1f} ms "
+          f"({fleet / 1000 * 1e3:.3f} ms each, {fleet / (per_decision * 1000):.2f}x of 1,000 single decisions)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

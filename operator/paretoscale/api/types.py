@@ -1,0 +1,402 @@
+"""The ModelDeployment API as types: its spec and its status (group paretoscale.io, v1alpha1).
+
+These pydantic models are the source of truth: `paretoscale crds` generates the CRD from them
+(api/crd.py) and docs/api.md from their descriptions. Field names are snake_case in Python and
+camelCase on the wire. Money is a decimal string on the wire ("6.88"), as Kubernetes spells
+quantities, and a Decimal here; economics converts to float at its edge.
+
+Rules the schema alone cannot say are written twice on purpose: as CEL (`x-kubernetes-validations`,
+enforced by the API server at `kubectl apply`) and as pydantic validators (enforced by
+`paretoscale plan` and by the operator, which reports them on the object). The rules about
+what a GPU generation can run live in api/admission.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from paretoscale.api.admission import cel_rules, gpu_problem
+from paretoscale.api.gpus import GPUS
+
+GROUP = "paretoscale.io"
+VERSION = "v1alpha1"
+KIND = "ModelDeployment"
+PLURAL = "modeldeployments"
+SHORT_NAME = "mdep"
+
+# A decimal amount of US dollars, written as a string on the wire ("6.88").
+Usd = Annotated[
+    Decimal,
+    Field(ge=0),
+    PlainSerializer(lambda d: format(d, "f"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 32}),
+]
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kept equal to sorted(GPUS) by a test; spelled out so type checkers see the values.
+GpuType = Literal["A10", "A100", "A100-40GB", "H100", "H200", "L4", "L40S", "T4"]
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class ABTest(_Model):
+    """One past A/B test: the offline gain of a model change and the online gain it delivered."""
+
+    offline_delta: float = Field(description="Offline score gain, e.g. 0.02 for +2 points.")
+    online_delta: float = Field(description="Online metric gain seen in the A/B test.")
+
+
+class ValueSpec(_Model):
+    """What a point of quality is worth."""
+
+    per_quality_point: Usd = Field(
+        description="USD per 1,000 requests for each quality point (0.01 of score)."
+    )
+    calibration_factor: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Share of an offline quality gain seen online. If omitted: the 25th "
+        "percentile of online/offline over abTests, else 0.30.",
+    )
+    ab_tests: list[ABTest] = Field(
+        default_factory=list, max_length=64, description="Optional A/B test history."
+    )
+
+
+class SloSpec(_Model):
+    """The latency objective every replica must meet at its load."""
+
+    latency: Literal["e2e", "ttft", "itl"] = Field(
+        "e2e", description="e2e: whole request; ttft: time to first token; itl: inter-token."
+    )
+    percentile: float = Field(95, gt=0, lt=100, description="Percentile of the latency, 0-100.")
+    seconds: float = Field(gt=0, description="Latency bound at that percentile, in seconds.")
+
+
+class TrafficSpec(_Model):
+    """Replica bounds and how hard each replica may be driven."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.minReplicas <= self.maxReplicas",
+                    "spec.traffic.minReplicas must be <= spec.traffic.maxReplicas",
+                )
+            ]
+        }
+    )
+    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest replicas of the variant.")
+    max_replicas: int = Field(16, ge=1, le=1000, description="Most replicas of the variant.")
+    target_utilization: float = Field(
+        0.8, gt=0, le=1, description="Share of a replica's capacity at the SLO to use."
+    )
+    expected_requests_per_second: float = Field(
+        0, ge=0, description="Load assumed before metrics exist (a new ModelDeployment)."
+    )
+    scale_down_stabilization_seconds: int = Field(
+        300, ge=0, description="Replicas go down only after lower targets held this long."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TrafficSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must be <= maxReplicas "
+                f"({self.max_replicas}): lower minReplicas or raise maxReplicas"
+            )
+        return self
+
+
+class GpuPool(_Model):
+    """A GPU type the ModelDeployment may use: price fallback and inventory."""
+
+    type: GpuType = Field(description="GPU type: " + ", ".join(sorted(GPUS)) + ".")
+    usd_per_hour: Usd = Field(
+        description="Price of one GPU for one hour, used when Prometheus has no live price."
+    )
+    available: int = Field(ge=0, le=100000, description="GPUs of this type the model may use.")
+
+
+class GpuRequest(_Model):
+    type: GpuType = Field(description="GPU type this variant runs on; must be listed in gpus.")
+    count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
+
+
+class SpeculativeSpec(_Model):
+    """vLLM --speculative-config."""
+
+    method: Literal["eagle3", "eagle", "draft_model", "ngram", "mtp"] = Field(
+        description="Speculative decoding method."
+    )
+    model: str | None = Field(
+        None, max_length=253, description="Draft or EAGLE head model (not for ngram)."
+    )
+    num_speculative_tokens: int = Field(3, ge=1, le=16, description="Tokens proposed per step.")
+
+
+QUANTIZATIONS = (
+    "fp8",
+    "compressed-tensors",
+    "awq",
+    "awq_marlin",
+    "gptq",
+    "gptq_marlin",
+    "bitsandbytes",
+    "modelopt",
+    "experts_int8",
+)
+
+
+class VllmSpec(_Model):
+    """How vLLM serves this variant; each field maps to one `vllm serve` flag."""
+
+    model: str = Field(max_length=253, description="Checkpoint to serve (vllm serve MODEL).")
+    dtype: Literal["auto", "bfloat16", "float16", "half"] | None = Field(
+        None, description="--dtype"
+    )
+    quantization: Literal[QUANTIZATIONS] | None = Field(  # type: ignore[valid-type]
+        None, description="--quantization; omit to let vLLM detect it from the checkpoint."
+    )
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] | None = Field(
+        None, description="--kv-cache-dtype"
+    )
+    speculative: SpeculativeSpec | None = Field(None, description="--speculative-config")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, le=16, description="--tensor-parallel-size"
+    )
+    max_model_len: int | None = Field(None, ge=1, description="--max-model-len")
+    max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="--gpu-memory-utilization"
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, max_length=64, description="More vllm serve arguments, verbatim."
+    )
+
+
+class ProfilePoint(_Model):
+    """Measured latency of one replica at the SLO percentile at one request rate."""
+
+    requests_per_second: float = Field(gt=0, description="Request rate offered to one replica.")
+    latency_seconds: float = Field(gt=0, description="Latency at the SLO metric and percentile.")
+
+
+class VariantSpec(_Model):
+    """One way to serve the model."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "has(self.profile) || has(self.parameters)",
+                    "a variant needs a profile (measured) or parameters (FLOP-proxy estimate)",
+                ),
+                _cel(
+                    "!has(self.minReplicas) || !has(self.maxReplicas) || "
+                    "self.minReplicas <= self.maxReplicas",
+                    "variant minReplicas must be <= maxReplicas",
+                ),
+                *cel_rules(),
+            ]
+        }
+    )
+    name: str = Field(
+        min_length=1, max_length=40, pattern=DNS_LABEL, description="Short DNS label."
+    )
+    quality: float = Field(ge=0, le=1, description="Offline eval score, 0-1.")
+    gpu: GpuRequest
+    vllm: VllmSpec
+    profile: list[ProfilePoint] | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="Per replica: request rate -> latency at the SLO percentile, rates ascending.",
+    )
+    parameters: int | None = Field(
+        None, ge=1, description="Parameter count; without a profile, capacity is a FLOP estimate."
+    )
+    min_replicas: int | None = Field(None, ge=0, le=1000, description="Overrides traffic bounds.")
+    max_replicas: int | None = Field(None, ge=1, le=1000, description="Overrides traffic bounds.")
+    one_time_cost_usd: Usd | None = Field(
+        None,
+        alias="oneTimeCostUSD",
+        description="Distillation or quantization work; payback is reported.",
+    )
+    startup_seconds: int = Field(
+        300, ge=0, le=7200, description="Time a new replica takes to load and become Ready."
+    )
+
+    @field_validator("profile")
+    @classmethod
+    def _ascending(cls, profile: list[ProfilePoint] | None) -> list[ProfilePoint] | None:
+        if profile is None:
+            return None
+        rates = [p.requests_per_second for p in profile]
+        if any(b <= a for a, b in itertools.pairwise(rates)):
+            raise ValueError(f"profile requestsPerSecond must ascend strictly, got {rates}")
+        return profile
+
+    @model_validator(mode="after")
+    def _estimable(self) -> VariantSpec:
+        if self.profile is None and self.parameters is None:
+            raise ValueError(
+                f"variant {self.name!r} needs a profile (measured with `vllm bench serve`, "
+                "see `paretoscale profile`) or parameters (for a FLOP-proxy estimate)"
+            )
+        problem = gpu_problem(
+            self.name, self.gpu.type, self.vllm.model, self.vllm.dtype, self.vllm.quantization
+        )
+        if problem:
+            raise ValueError(problem)
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(f"variant {self.name!r}: minReplicas must be <= maxReplicas")
+        return self
+
+
+class RolloutSpec(_Model):
+    """How carefully to move between variants."""
+
+    min_dwell_seconds: int = Field(
+        1800, ge=0, description="Least time on a variant before leaving."
+    )
+    switch_margin: float = Field(
+        0.05,
+        ge=0,
+        description="Least gain in net value per hour to switch, as a share of the current "
+        "variant's hourly cost.",
+    )
+    ready_timeout_seconds: int = Field(
+        1200, ge=1, description="Roll back when the target is not Ready in this time."
+    )
+    verify_seconds: int = Field(
+        60, ge=0, description="Analysis window on the target before the Service moves."
+    )
+    drain_grace_seconds: int = Field(
+        60, ge=0, description="The old variant keeps serving this long after the Service moved."
+    )
+
+
+class TemplateSpec(_Model):
+    """Pod overrides for every variant's Deployment."""
+
+    image: str = Field("vllm/vllm-openai:v0.11.0", max_length=512, description="Container image.")
+    resources: dict[str, Any] | None = Field(
+        None,
+        description="Container resources; nvidia.com/gpu is set from the variant.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    node_selector: dict[str, str] | None = Field(None, description="Added to the GPU selector.")
+    tolerations: list[dict[str, Any]] | None = Field(
+        None,
+        description="Pod tolerations.",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    env: list[dict[str, Any]] | None = Field(
+        None,
+        description="Container env (name/value or valueFrom).",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+
+
+class ModelDeploymentSpec(_Model):
+    """Desired state: one model, its candidate variants, what quality is worth, the SLO."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "self.variants.all(v, self.variants.exists_one(w, w.name == v.name))",
+                    "variant names must be unique",
+                    ".variants",
+                ),
+                _cel(
+                    "self.gpus.all(g, self.gpus.exists_one(h, h.type == g.type))",
+                    "gpu types must be unique",
+                    ".gpus",
+                ),
+                _cel(
+                    "self.variants.all(v, self.gpus.exists(g, g.type == v.gpu.type))",
+                    "every variant's gpu.type must be listed under spec.gpus",
+                    ".variants",
+                ),
+            ]
+        }
+    )
+    model: str = Field(max_length=253, description='The name clients send as "model".')
+    mode: Literal["Auto", "Recommend"] = Field(
+        "Auto", description="Auto acts; Recommend only reports in status and touches no workload."
+    )
+    value: ValueSpec
+    slo: SloSpec
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec)
+    gpus: list[GpuPool] = Field(min_length=1, max_length=16)
+    variants: list[VariantSpec] = Field(min_length=1, max_length=32)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    template: TemplateSpec = Field(default_factory=TemplateSpec)
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> ModelDeploymentSpec:
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(dupes)}")
+        types = [g.type for g in self.gpus]
+        if len(set(types)) != len(types):
+            raise ValueError(f"gpu types must be unique; got {types}")
+        for i, v in enumerate(self.variants):
+            if v.gpu.type not in types:
+                raise ValueError(
+                    f"variants[{i}] ({v.name}): gpu.type {v.gpu.type} is not listed under "
+                    f"spec.gpus ({', '.join(types)}); add it there with its usdPerHour"
+                )
+        return self
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    namespace: str = "default"
+    generation: int | None = None
+
+
+class ModelDeployment(BaseModel):
+    """A whole object as read from a file or the API server (status ignored on input)."""
+
+    model_config = ConfigDict(extra="allow")
+    api_version: Literal["paretoscale.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["ModelDeployment"]
+    metadata: Metadata
+    spec: ModelDeploymentSpec

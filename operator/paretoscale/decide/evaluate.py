@@ -1,0 +1,133 @@
+"""Evaluate every variant at a load: capacity at the SLO, replicas, cost, value, frontier.
+
+Pure: spec + rate + prices + corrections in, one VariantEval per variant out. decide() picks
+from these; `paretoscale plan` prints them; the operator writes them to status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from paretoscale.api.gpus import gpu_spec
+from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
+from paretoscale.decide.types import DEFAULT_TOKENS_PER_REQUEST, CapacityBasis, VariantEval
+from paretoscale.economics.capacity import capacity_at_slo_rps, replicas_for_rate
+from paretoscale.economics.cost import (
+    cost_per_1k_requests_usd,
+    flop_proxy_capacity_rps,
+    hourly_cost_usd,
+)
+from paretoscale.economics.frontier import pareto_mask
+from paretoscale.economics.value import calibration_factor, payback_days, value_per_hour_usd
+
+
+def spec_calibration(spec: ModelDeploymentSpec) -> float:
+    """calibrationFactor if given, else the 25th percentile over abTests, else 0.30."""
+    if spec.value.calibration_factor is not None:
+        return spec.value.calibration_factor
+    return calibration_factor([(t.offline_delta, t.online_delta) for t in spec.value.ab_tests])
+
+
+def variant_capacity(
+    variant: VariantSpec,
+    slo_s: float,
+    tokens_per_request: float | None,
+    correction: float | None,
+) -> tuple[float, CapacityBasis]:
+    """Requests/s one replica serves within the SLO, and where that figure comes from."""
+    if variant.profile:
+        rates = [p.requests_per_second for p in variant.profile]
+        lats = [p.latency_seconds for p in variant.profile]
+        cap = capacity_at_slo_rps(rates, lats, slo_s)
+        if correction is not None and correction > 0:
+            return cap * correction, "live"
+        return cap, "profile"
+    assert variant.parameters is not None  # the spec validator guarantees one of the two
+    gpu = gpu_spec(variant.gpu.type)
+    cap = flop_proxy_capacity_rps(
+        variant.parameters,
+        tokens_per_request or DEFAULT_TOKENS_PER_REQUEST,
+        gpu.bf16_dense_tflops * 1e12,
+        variant.gpu.count,
+    )
+    return cap, "estimate"
+
+
+def gpu_prices(spec: ModelDeploymentSpec, live: Mapping[str, float]) -> dict[str, float]:
+    """USD per GPU-hour by type: the live price where Prometheus has one, else the spec's."""
+    return {g.type: live.get(g.type, float(g.usd_per_hour)) for g in spec.gpus}
+
+
+def evaluate(
+    spec: ModelDeploymentSpec,
+    requests_per_s: float,
+    live_prices: Mapping[str, float],
+    corrections: Mapping[str, float],
+    tokens_per_request: float | None = None,
+) -> tuple[VariantEval, ...]:
+    """Every variant at `requests_per_s`, with the frontier marked among the feasible ones."""
+    prices = gpu_prices(spec, live_prices)
+    inventory = {g.type: g.available for g in spec.gpus}
+    calibration = spec_calibration(spec)
+    per_point = float(spec.value.per_quality_point)
+    rows: list[VariantEval] = []
+    for v in spec.variants:
+        cap, basis = variant_capacity(
+            v, spec.slo.seconds, tokens_per_request, corrections.get(v.name)
+        )
+        lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
+        hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
+        n = replicas_for_rate(requests_per_s, cap, spec.traffic.target_utilization, lo, hi)
+        reason = ""
+        if n is None:
+            reason = (
+                f"cannot meet p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s "
+                f"at {requests_per_s:.2f} req/s with at most {hi} replicas "
+                f"({cap:.2f} req/s each at the SLO)"
+            )
+            n = hi
+        elif n * v.gpu.count > inventory[v.gpu.type]:
+            reason = (
+                f"needs {n * v.gpu.count} {v.gpu.type} GPUs, "
+                f"{inventory[v.gpu.type]} available in spec.gpus"
+            )
+        cost = hourly_cost_usd(n, v.gpu.count, prices[v.gpu.type])
+        value = value_per_hour_usd(requests_per_s, per_point, v.quality, calibration)
+        rows.append(
+            VariantEval(
+                name=v.name,
+                gpu_type=v.gpu.type,
+                quality=v.quality,
+                feasible=not reason,
+                reason=reason,
+                capacity_rps=cap,
+                capacity_basis=basis,
+                replicas=n,
+                hourly_cost_usd=cost,
+                cost_per_1k_requests_usd=cost_per_1k_requests_usd(cost, requests_per_s),
+                value_per_hour_usd=value,
+                net_value_per_hour_usd=value - cost,
+            )
+        )
+    return _with_frontier_and_payback(spec, rows)
+
+
+def _with_frontier_and_payback(
+    spec: ModelDeploymentSpec, rows: list[VariantEval]
+) -> tuple[VariantEval, ...]:
+    feasible = [r for r in rows if r.feasible]
+    # Every feasible variant serves the same rate, so hourly cost orders them as cost per request.
+    mask = pareto_mask([r.hourly_cost_usd for r in feasible], [r.quality for r in feasible])
+    on = {r.name for r, m in zip(feasible, mask, strict=True) if m}
+    reference = max(feasible, key=lambda r: (r.quality, -r.hourly_cost_usd), default=None)
+    one_time = {v.name: v.one_time_cost_usd for v in spec.variants}
+    out = []
+    for r in rows:
+        days = None
+        cost = one_time[r.name]
+        if cost is not None and reference is not None and r.feasible:
+            gain = (r.net_value_per_hour_usd - reference.net_value_per_hour_usd) * 24
+            days = payback_days(float(cost), gain)
+        out.append(replace(r, on_frontier=r.name in on, payback_days=days))
+    return tuple(out)

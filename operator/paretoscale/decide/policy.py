@@ -1,0 +1,151 @@
+"""decide(): the variant and replica count a ModelDeployment should run, with reasons.
+
+Spec + observation + current state -> Decision, pure. The best variant is the feasible one
+(meets the SLO at the needed replicas within its bounds and the GPU inventory) with the
+highest net value per hour; ties go to higher quality, then lower cost, then name, so the
+choice is always on the frontier. What runs moves to it only past the guards (guards.py);
+missing metrics never move anything.
+"""
+
+from __future__ import annotations
+
+from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.evaluate import evaluate
+from paretoscale.decide.guards import (
+    cutover_seconds,
+    dwell_guard,
+    margin_guard,
+    payback_guard,
+    stabilized_replicas,
+)
+from paretoscale.decide.types import Action, CurrentState, Decision, Observation, VariantEval
+
+
+def best_variant(evals: tuple[VariantEval, ...]) -> VariantEval | None:
+    """Highest net value among feasible variants; ties: quality, then cost, then name."""
+    feasible = [e for e in evals if e.feasible]
+    if not feasible:
+        return None
+    return min(
+        feasible,
+        key=lambda e: (-e.net_value_per_hour_usd, -e.quality, e.hourly_cost_usd, e.name),
+    )
+
+
+def _fallback(evals: tuple[VariantEval, ...], active: str | None) -> VariantEval:
+    """When nothing meets the SLO: keep the active variant, else the one with most capacity."""
+    for e in evals:
+        if e.name == active:
+            return e
+    return max(evals, key=lambda e: (e.capacity_rps * e.replicas, e.quality))
+
+
+def _money(e: VariantEval) -> str:
+    return (
+        f"{e.name}: {e.replicas} x {e.gpu_type}, ${e.hourly_cost_usd:.2f}/h, "
+        f"net ${e.net_value_per_hour_usd:.2f}/h"
+    )
+
+
+def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> Decision:
+    """Decide what should run now. See the module docstring for the rule."""
+    live = obs.requests_per_s is not None
+    rate = (
+        obs.requests_per_s
+        if obs.requests_per_s is not None
+        else spec.traffic.expected_requests_per_second
+    )
+    evals = evaluate(spec, rate, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request)
+    by_name = {e.name: e for e in evals}
+    best = best_variant(evals)
+    current = by_name.get(state.active) if state.active else None
+    reasons: list[str] = []
+
+    def done(
+        variant: VariantEval, replicas: int, action: Action, scale_down: object = None
+    ) -> Decision:
+        return Decision(
+            variant=variant.name,
+            replicas=replicas,
+            action=action,
+            reasons=tuple(reasons),
+            best=best.name if best else variant.name,
+            evaluations=evals,
+            requests_per_s=rate,
+            rate_basis="live" if live else "priors",
+            slo_met=variant.feasible,
+            scale_down=scale_down,  # type: ignore[arg-type]
+        )
+
+    # Nothing moves on missing data or during a rollout: keep what runs.
+    if current is not None and not live:
+        reasons.append(
+            f"metrics unavailable ({obs.metrics_problem or 'no data'}): keeping {current.name} "
+            f"at {state.replicas} replicas"
+        )
+        return done(current, state.replicas, "hold", state.scale_down)
+    if current is not None and state.rollout_in_progress:
+        reasons.append(f"a rollout is in progress: no new switch until it ends ({_money(current)})")
+        return done(current, state.replicas, "hold", state.scale_down)
+
+    if best is None:
+        chosen = _fallback(evals, state.active)
+        reasons.append(
+            f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "
+            f"{chosen.replicas} replicas ({chosen.reason})"
+        )
+        action: Action = "switch" if chosen.name != state.active else "scale"
+        return done(chosen, chosen.replicas, action)
+
+    if current is None:
+        if state.active:
+            reasons.append(f"variant {state.active} is no longer in spec: moving to the best one")
+        else:
+            basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
+            reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
+        reasons.append(f"{_money(best)}: highest net value of the feasible variants")
+        return done(best, best.replicas, "switch")
+
+    if best.name != current.name:
+        if not current.feasible:
+            reasons.append(f"{current.name} {current.reason}; switching to {_money(best)}")
+            return done(best, best.replicas, "switch")
+        cutover = cutover_seconds(
+            next(v.startup_seconds for v in spec.variants if v.name == best.name),
+            spec.rollout.verify_seconds,
+            spec.rollout.drain_grace_seconds,
+        )
+        held = (
+            margin_guard(current, best, spec.rollout.switch_margin)
+            or dwell_guard(
+                current.name, state.variant_since, obs.at, spec.rollout.min_dwell_seconds
+            )
+            or payback_guard(current, best, cutover, spec.rollout.min_dwell_seconds)
+        )
+        if held is None:
+            gain = best.net_value_per_hour_usd - current.net_value_per_hour_usd
+            reasons.append(
+                f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
+                f"({_money(current)}; {_money(best)})"
+            )
+            return done(best, best.replicas, "switch")
+        reasons.append(f"staying on {current.name}: {held}")
+    else:
+        reasons.append(f"{_money(current)}: highest net value of the feasible variants")
+
+    if state.pods_loading and current.replicas != state.replicas:
+        reasons.append(f"{current.name} pods are still loading: replicas held at {state.replicas}")
+        return done(current, state.replicas, "hold", state.scale_down)
+    replicas, pending, why = stabilized_replicas(
+        state.replicas,
+        current.replicas,
+        state.scale_down,
+        obs.at,
+        spec.traffic.scale_down_stabilization_seconds,
+    )
+    if why:
+        reasons.append(why)
+    if replicas != state.replicas:
+        reasons.append(f"replicas {state.replicas} -> {replicas} for {rate:.2f} req/s")
+        return done(current, replicas, "scale", pending)
+    return done(current, replicas, "stay", pending)

@@ -1,0 +1,93 @@
+"""The decision engine's inputs and outputs, as frozen data.
+
+`Observation` is what the shell read (Prometheus snapshot, or nothing); `CurrentState` is what
+runs now (from status); `Decision` is what should run, with its reasons in words. Times are
+seconds since the epoch, passed in: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Action = Literal["stay", "scale", "switch", "hold"]
+CapacityBasis = Literal["profile", "live", "estimate"]
+
+# Tokens per request assumed by the FLOP proxy when nothing was observed: the mean of the
+# Azure LLM inference trace 2023, conversation (1,155 prompt + 211 output tokens).
+DEFAULT_TOKENS_PER_REQUEST = 1366.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the shell knows about the world at `at` [s since epoch]."""
+
+    at: float
+    requests_per_s: float | None = None  # None: metrics unavailable
+    tokens_per_request: float | None = None
+    usd_per_gpu_hour: Mapping[str, float] = field(default_factory=dict)  # live prices by type
+    capacity_factors: Mapping[str, float] = field(default_factory=dict)  # live corrections
+    metrics_problem: str | None = None  # why metrics are unavailable, in words
+
+
+@dataclass(frozen=True)
+class ScaleDown:
+    """A lower replica target waiting out the stabilization window."""
+
+    since: float
+    replicas: int
+
+
+@dataclass(frozen=True)
+class CurrentState:
+    """What runs now, as the status records it."""
+
+    active: str | None = None
+    replicas: int = 0
+    variant_since: float | None = None
+    scale_down: ScaleDown | None = None
+    rollout_in_progress: bool = False
+    pods_loading: bool = False
+
+
+@dataclass(frozen=True)
+class VariantEval:
+    """One variant at the current load: can it meet the SLO, at what cost, for what value."""
+
+    name: str
+    gpu_type: str
+    quality: float
+    feasible: bool
+    reason: str
+    capacity_rps: float
+    capacity_basis: CapacityBasis
+    replicas: int
+    hourly_cost_usd: float
+    cost_per_1k_requests_usd: float | None
+    value_per_hour_usd: float
+    net_value_per_hour_usd: float
+    on_frontier: bool = False
+    payback_days: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What should run, and why."""
+
+    variant: str
+    replicas: int
+    action: Action
+    reasons: tuple[str, ...]
+    best: str  # the best variant now, before hysteresis (what Recommend mode recommends)
+    evaluations: tuple[VariantEval, ...]
+    requests_per_s: float
+    rate_basis: Literal["live", "priors"]
+    slo_met: bool
+    scale_down: ScaleDown | None = None
+
+    def evaluation(self, name: str) -> VariantEval:
+        for e in self.evaluations:
+            if e.name == name:
+                return e
+        raise KeyError(name)

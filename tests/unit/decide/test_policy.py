@@ -1,0 +1,136 @@
+"""decide() on the issue's example, scenario by scenario, with the guards on a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paretoscale.api.manifest import parse_manifests
+from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.guards import stabilized_replicas
+from paretoscale.decide.policy import decide
+from paretoscale.decide.types import CurrentState, Observation, ScaleDown
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "assistant-llama-8b.yaml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelDeploymentSpec:
+    return parse_manifests(EXAMPLE.read_text(), str(EXAMPLE))[0].spec
+
+
+def obs(rate: float | None, at: float = 10_000.0, **kw: object) -> Observation:
+    return Observation(at=at, requests_per_s=rate, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rate", "variant", "replicas"),
+    [
+        (0.0, "w4a16-l40s", 1),
+        (2.0, "w4a16-l40s", 1),
+        (12.0, "fp8", 1),
+        (30.0, "fp8", 3),
+        (100.0, "fp8", 8),
+    ],
+    ids=["idle", "low", "mid", "high", "peak"],
+)
+def test_first_rollout_picks_the_best(
+    spec: ModelDeploymentSpec, rate: float, variant: str, replicas: int
+) -> None:
+    d = decide(spec, obs(rate), CurrentState())
+    assert (d.variant, d.replicas, d.action) == (variant, replicas, "switch")
+    assert any("highest net value" in r for r in d.reasons)
+
+
+def test_no_metrics_keeps_what_runs(spec: ModelDeploymentSpec) -> None:
+    d = decide(
+        spec,
+        obs(None, metrics_problem="prometheus down"),
+        CurrentState(active="bf16", replicas=3, variant_since=0),
+    )
+    assert (d.variant, d.replicas, d.action) == ("bf16", 3, "hold")
+    assert "prometheus down" in d.reasons[0]
+
+
+def test_no_metrics_and_nothing_running_starts_on_expected_load(spec: ModelDeploymentSpec) -> None:
+    d = decide(spec, obs(None), CurrentState())
+    assert d.rate_basis == "priors" and d.requests_per_s == 0.0 and d.variant == "w4a16-l40s"
+
+
+def test_switch_waits_for_dwell_then_switches(spec: ModelDeploymentSpec) -> None:
+    state = CurrentState(active="w4a16-l40s", replicas=3, variant_since=9_000.0)
+    held = decide(spec, obs(12.0, at=9_600.0), state)
+    assert held.variant == "w4a16-l40s" and held.best == "fp8"
+    assert "minimum dwell" in held.reasons[0]
+    moved = decide(spec, obs(12.0, at=9_000.0 + 1800), state)
+    assert (moved.variant, moved.action) == ("fp8", "switch")
+
+
+def test_small_gain_below_margin_stays(spec: ModelDeploymentSpec) -> None:
+    s = spec.model_copy(update={"rollout": spec.rollout.model_copy(update={"switch_margin": 5.0})})
+    d = decide(s, obs(12.0), CurrentState(active="bf16", replicas=2, variant_since=0.0))
+    assert d.variant == "bf16" and "switch margin" in d.reasons[0]
+
+
+def test_infeasible_current_switches_at_once(spec: ModelDeploymentSpec) -> None:
+    d = decide(
+        spec, obs(100.0), CurrentState(active="w4a16-l40s", replicas=16, variant_since=9_999.0)
+    )
+    assert (d.variant, d.action) == ("fp8", "switch")
+
+
+def test_removed_variant_moves_to_best(spec: ModelDeploymentSpec) -> None:
+    d = decide(spec, obs(12.0), CurrentState(active="gone", replicas=2, variant_since=9_999.0))
+    assert d.variant == "fp8" and "no longer in spec" in d.reasons[0]
+
+
+def test_rollout_in_progress_holds(spec: ModelDeploymentSpec) -> None:
+    d = decide(
+        spec, obs(100.0), CurrentState(active="w4a16-l40s", replicas=2, rollout_in_progress=True)
+    )
+    assert (d.variant, d.action) == ("w4a16-l40s", "hold")
+
+
+def test_scale_up_at_once_down_after_window(spec: ModelDeploymentSpec) -> None:
+    up = decide(spec, obs(30.0), CurrentState(active="fp8", replicas=1, variant_since=0.0))
+    assert (up.replicas, up.action) == (3, "scale")
+    down = decide(spec, obs(12.0), CurrentState(active="fp8", replicas=3, variant_since=0.0))
+    assert (down.replicas, down.action) == (3, "stay") and down.scale_down == ScaleDown(10_000.0, 1)
+    later = decide(
+        spec,
+        obs(12.0, at=10_300.0),
+        CurrentState(active="fp8", replicas=3, variant_since=0.0, scale_down=down.scale_down),
+    )
+    assert (later.replicas, later.action) == (1, "scale")
+
+
+def test_loading_pods_hold_replicas(spec: ModelDeploymentSpec) -> None:
+    d = decide(
+        spec,
+        obs(30.0),
+        CurrentState(active="fp8", replicas=1, variant_since=0.0, pods_loading=True),
+    )
+    assert (d.replicas, d.action) == (1, "hold")
+
+
+@pytest.mark.parametrize(
+    ("current", "desired", "pending", "now", "expected"),
+    [
+        (3, 5, None, 0, (5, None)),
+        (3, 3, ScaleDown(0, 1), 10, (3, None)),
+        (3, 1, None, 0, (3, ScaleDown(0, 1))),
+        (3, 1, ScaleDown(0, 2), 100, (3, ScaleDown(0, 2))),
+        (3, 1, ScaleDown(0, 2), 300, (2, None)),
+    ],
+    ids=["up-at-once", "back-to-current-clears", "start-window", "max-in-window", "window-over"],
+)
+def test_stabilization(
+    current: int,
+    desired: int,
+    pending: ScaleDown | None,
+    now: float,
+    expected: tuple[int, ScaleDown | None],
+) -> None:
+    n, p, _ = stabilized_replicas(current, desired, pending, now, 300)
+    assert (n, p) == expected

@@ -1,0 +1,121 @@
+"""`paretoscale plan | profile | crds` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paretoscale.cli import main
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = str(ROOT / "examples" / "assistant-llama-8b.yaml")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_plan_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "-f", EXAMPLE, "--rate", "12", "-o", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["decision"]["variant"] == "fp8" and doc["decision"]["replicas"] == 1
+    assert doc["decision"]["reasons"]
+    row = {v["name"]: v for v in doc["variants"]}["fp8"]
+    assert row["feasible"] and row["onFrontier"] and row["replicas"] == 1
+    assert row["hourlyCost"] == pytest.approx(6.88)
+    assert row["costPer1kRequests"] == pytest.approx(6.88 / 43.2, abs=1e-4)
+    assert row["netValuePerHour"] == pytest.approx(row["valuePerHour"] - 6.88, abs=1e-3)
+
+
+def test_plan_price_override_moves_the_choice(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(
+        capsys, "plan", "-f", EXAMPLE, "--rate", "12", "--price", "H100=40", "-o", "json"
+    )
+    assert json.loads(out)["decision"]["variant"] == "w4a16-l40s"
+
+
+def test_plan_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    png = tmp_path / "f.png"
+    code, out, _ = run(capsys, "plan", "-f", EXAMPLE, "--rate", "12", "--plot", str(png))
+    assert code == 0 and "Decision: fp8 x 1" in out and "*fp8" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--rate", "1", "--price", "H100"], "expected TYPE=USD_PER_GPU_HOUR"),
+        (["--rate", "1", "--price", "A100=1"], "GPU type A100 is not in spec.gpus"),
+        (["--rate", "-1"], "cannot be negative"),
+    ],
+    ids=["bad-price", "unknown-price-gpu", "negative-rate"],
+)
+def test_plan_bad_flags_exit_2(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    code, _, err = run(capsys, "plan", "-f", EXAMPLE, *argv)
+    assert code == 2 and words in err
+
+
+def test_plan_bad_file_exit_2_with_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        Path(EXAMPLE).read_text().replace("type: L40S, count: 1", "type: L41S, count: 1")
+    )
+    code, _, err = run(capsys, "plan", "-f", str(bad), "--rate", "1")
+    assert code == 2 and "spec.variants[2].gpu.type" in err
+    code, _, err = run(capsys, "plan", "-f", str(tmp_path / "missing.yaml"), "--rate", "1")
+    assert code == 2 and "cannot read" in err
+
+
+def test_crds_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "crds")
+    assert code == 0 and out == (ROOT / "crds" / "modeldeployments.paretoscale.io.yaml").read_text()
+
+
+def _bench_result(path: Path, rate: float | str, p95_e2el_ms: float | None, **extra: object) -> str:
+    doc: dict[str, object] = {
+        "request_rate": rate,
+        "request_throughput": 3.9,
+        "completed": 100,
+        "failed": 0,
+        "p99_e2el_ms": 9000.0,
+        **extra,
+    }
+    if p95_e2el_ms is not None:
+        doc["p95_e2el_ms"] = p95_e2el_ms
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_profile_from_vllm_bench_results(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    files = [
+        _bench_result(tmp_path / "r8.json", 8, 5500.0),
+        _bench_result(tmp_path / "r2.json", 2, 3100.0),
+        _bench_result(tmp_path / "rinf.json", "inf", 9800.0, request_throughput=14.0),
+    ]
+    code, out, _ = run(capsys, "profile", *files, "-o", "json")
+    assert code == 0
+    assert json.loads(out)["profile"] == [
+        {"requestsPerSecond": 2, "latencySeconds": 3.1},
+        {"requestsPerSecond": 8, "latencySeconds": 5.5},
+        {"requestsPerSecond": 14.0, "latencySeconds": 9.8},
+    ]
+    code, out, _ = run(capsys, "profile", *files)
+    assert "- {requestsPerSecond: 2, latencySeconds: 3.1}" in out
+
+
+def test_profile_missing_percentile_says_which_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    f = _bench_result(tmp_path / "r.json", 2, None)
+    code, _, err = run(capsys, "profile", f, "--latency", "e2e", "--percentile", "95")
+    assert code == 2
+    assert "no 'p95_e2el_ms'" in err and "--metric-percentiles 95" in err and "p99_e2el_ms" in err
