@@ -39,7 +39,12 @@ def _structural(node: Any, defs: dict[str, Any], keep_defaults: bool) -> Any:
     for key, value in node.items():
         if key in _DROP or (key == "default" and (not keep_defaults or value is None)):
             continue
-        if key == "properties":
+        if key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 spells the bound in the keyword; Kubernetes (draft 4) wants
+            # minimum/maximum plus a boolean.
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
+        elif key == "properties":
             out[key] = {k: _structural(v, defs, keep_defaults) for k, v in value.items()}
         elif key == "additionalProperties":
             continue

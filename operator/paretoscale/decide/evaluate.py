@@ -80,7 +80,16 @@ def evaluate(
         hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
         n = replicas_for_rate(requests_per_s, cap, spec.traffic.target_utilization, lo, hi)
         reason = ""
-        if n is None:
+        slo_words = f"p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s"
+        if n is None and cap <= 0:
+            lightest = (
+                f" ({v.profile[0].requests_per_second:g} req/s: {v.profile[0].latency_seconds:g}s)"
+                if v.profile
+                else ""
+            )
+            reason = f"misses {slo_words} even at its lightest profiled load{lightest}"
+            n = hi
+        elif n is None:
             reason = (
                 f"cannot meet p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s "
                 f"at {requests_per_s:.2f} req/s with at most {hi} replicas "

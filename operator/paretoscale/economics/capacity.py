@@ -78,14 +78,15 @@ def replicas_for_rate(
 ) -> int | None:
     """Replicas so that each runs at most target_utilization of its capacity at the SLO.
 
-    n = max(min, ceil(rate / (capacity x utilization))); None when n > max or capacity is 0
-    while there is load (the variant cannot meet the SLO within its bounds).
+    n = max(min, ceil(rate / (capacity x utilization))); None when n > max, or when capacity
+    is 0: a variant that misses the SLO even at its lightest measured load is infeasible at any
+    load, idle included.
     """
-    if requests_per_s <= 0:
-        return min_replicas
     usable = capacity_rps * target_utilization
     if usable <= 0:
         return None
+    if requests_per_s <= 0:
+        return min_replicas
     needed = math.ceil(requests_per_s / usable - 1e-9)
     n = max(min_replicas, needed, 1)
     return n if n <= max_replicas else None

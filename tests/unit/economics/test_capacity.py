@@ -49,6 +49,7 @@ def test_non_monotone_profile_uses_envelope() -> None:
         (100, 10, 0.8, 1, 12, None),
         (100, 10, 0.8, 1, 13, 13),
         (1, 0, 0.8, 1, 16, None),
+        (0, 0, 0.8, 1, 16, None),
         (0.1, 10, 0.8, 3, 16, 3),
     ],
     ids=[
@@ -59,6 +60,7 @@ def test_non_monotone_profile_uses_envelope() -> None:
         "over-max",
         "at-max",
         "no-capacity",
+        "no-capacity-idle",
         "min",
     ],
 )

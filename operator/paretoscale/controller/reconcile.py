@@ -1,0 +1,227 @@
+"""One reconcile of one ModelDeployment: the imperative shell around the pure core.
+
+    status + spec ─► observe (snapshot, no I/O) ─► decide ─► rollout.step ─► plan_changes
+                                                                  │               │
+                                   status patch + events ◄────────┴──── apply (SSA) ◄
+
+Reads no API: the Deployments come from a kopf index, metrics from the poller's snapshot, the
+last status from the per-object memory (we are its only writer) or the object. Writes only
+what changed. A spec that cannot be used is reported on the object and nothing else is
+touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from paretoscale.actuate.kube import Kube
+from paretoscale.actuate.plan import plan_changes
+from paretoscale.actuate.render import Owner
+from paretoscale.api.manifest import parse_spec
+from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
+from paretoscale.config import OperatorSettings
+from paretoscale.controller.metrics import OperatorMetrics
+from paretoscale.controller.observing import MdObservation, observe_md
+from paretoscale.controller.status import (
+    TickResult,
+    build_status,
+    comparable,
+    invalid_spec_status,
+    parse_time,
+    rfc3339,
+    rollout_state,
+    scale_down_of,
+)
+from paretoscale.decide.corrections import update_corrections
+from paretoscale.decide.policy import decide
+from paretoscale.decide.types import CurrentState
+from paretoscale.errors import SpecError
+from paretoscale.rollout.analysis import analyze
+from paretoscale.rollout.machine import Event, VariantFacts, step
+
+log = logging.getLogger("paretoscale")
+
+
+@dataclass
+class ObjectMemory:
+    """What this process remembers about one ModelDeployment between ticks."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    status: ModelDeploymentStatus | None = None
+    applied: dict[str, str] = field(default_factory=dict)  # object key -> rendered hash
+
+
+@dataclass
+class Context:
+    """Shared by every reconcile of this process (kept in kopf's memo)."""
+
+    settings: OperatorSettings
+    kube: Kube
+    metrics: OperatorMetrics
+    latest_snapshot: Callable[[], Any]
+    clock: Callable[[], float] = time.time
+    objects: dict[str, ObjectMemory] = field(default_factory=dict)
+
+
+EmitEvent = Callable[[str, str, str], None]  # (type, reason, message)
+
+
+async def reconcile(
+    ctx: Context,
+    body: Mapping[str, Any],
+    deployments: Mapping[str, VariantFacts],
+    emit: EmitEvent,
+) -> None:
+    """Decide and act for one ModelDeployment. Safe to call at any time; serialized per object."""
+    meta = body["metadata"]
+    mem = ctx.objects.setdefault(meta["uid"], ObjectMemory())
+    async with mem.lock:
+        started = time.perf_counter()
+        try:
+            await _reconcile(ctx, body, deployments, emit, mem)
+        finally:
+            ctx.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+
+
+def _old_status(body: Mapping[str, Any], mem: ObjectMemory) -> ModelDeploymentStatus:
+    if mem.status is not None:
+        return mem.status
+    try:
+        return ModelDeploymentStatus.model_validate(body.get("status") or {})
+    except ValidationError:
+        log.warning("unreadable status on %s; starting from an empty one", body["metadata"]["name"])
+        return ModelDeploymentStatus()
+
+
+async def _reconcile(
+    ctx: Context,
+    body: Mapping[str, Any],
+    deployments: Mapping[str, VariantFacts],
+    emit: EmitEvent,
+    mem: ObjectMemory,
+) -> None:
+    meta = body["metadata"]
+    ns, name, gen = meta["namespace"], meta["name"], meta.get("generation")
+    labels = {"namespace": ns, "modeldeployment": name}
+    now = ctx.clock()
+    old = _old_status(body, mem)
+
+    try:
+        spec = parse_spec(body.get("spec") or {}, f"{ns}/{name}")
+    except SpecError as e:
+        new = invalid_spec_status(old, e.problems, now, gen)
+        if comparable(new) != comparable(old):
+            emit("Warning", "InvalidSpec", "; ".join(e.problems)[:1024])
+            await _write_status(ctx, ns, name, new, mem)
+        return
+
+    mode = ctx.settings.default_mode or spec.mode
+    seen: MdObservation = observe_md(
+        ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old.capacity_corrections
+    )
+    state0 = rollout_state(old.rollout)
+    active_facts = deployments.get(state0.active or "", VariantFacts())
+    current = CurrentState(
+        active=old.active_variant
+        if mode == "Auto"
+        else old.decision.variant
+        if old.decision
+        else None,
+        replicas=active_facts.desired
+        if mode == "Auto"
+        else (old.decision.replicas if old.decision else 0),
+        variant_since=parse_time(old.variant_since),
+        scale_down=scale_down_of(old),
+        rollout_in_progress=state0.phase != "Stable",
+        pods_loading=active_facts.ready < active_facts.desired,
+    )
+    decision = decide(spec, seen.observation, current)
+    corrections = update_corrections(spec, old.capacity_corrections, seen.per_replica)
+
+    result_step = None
+    apply_error = None
+    if mode == "Auto":
+        target = state0.target
+        verdict = analyze(
+            target or "",
+            seen.latency_s.get(target or ""),
+            spec.slo.seconds,
+            f"p{spec.slo.percentile:g} {spec.slo.latency}",
+            seen.requests_in_window.get(target or ""),
+            None,
+        )
+        result_step = step(state0, decision, deployments, verdict, spec.rollout, now)
+        owner = Owner(name, ns, meta["uid"])
+        changes = plan_changes(owner, spec, result_step.fleet, set(deployments), mem.applied)
+        try:
+            for manifest in changes.apply:
+                await asyncio.to_thread(ctx.kube.apply, manifest)
+            for dep in changes.delete_deployments:
+                await asyncio.to_thread(ctx.kube.delete_deployment, ns, dep)
+            mem.applied = dict(changes.hashes)
+        except Exception as e:  # the API refused: keep the old state, say so, retry next tick
+            apply_error = f"applying to the Kubernetes API failed: {e}"[:1024]
+            ctx.metrics.apply_errors.labels(**labels).inc()
+            mem.applied = {}
+            result_step = None
+        if result_step is not None:
+            for ev in result_step.events:
+                _emit(emit, ev)
+            if result_step.switch is not None:
+                ctx.metrics.switches.labels(**labels, outcome=result_step.switch.outcome).inc()
+
+    result = TickResult(
+        now=now,
+        generation=gen,
+        mode=mode,
+        decision=decision,
+        step=result_step,
+        observed=seen.status(rfc3339(now)),
+        metrics_problem=seen.observation.metrics_problem,
+        prometheus_configured=ctx.settings.prometheus_url is not None,
+        capacity_corrections=corrections,
+        apply_error=apply_error,
+    )
+    new = build_status(old, result)
+    if mode == "Recommend" and (
+        old.decision is None
+        or (old.decision.variant, old.decision.replicas)
+        != (
+            new.decision.variant if new.decision else None,
+            new.decision.replicas if new.decision else None,
+        )
+    ):
+        emit(
+            "Normal",
+            "Recommendation",
+            f"recommend {decision.best}: {'; '.join(decision.reasons)}"[:1024],
+        )
+    ctx.metrics.decisions.labels(**labels, action=decision.action).inc()
+    serving = next((e for e in decision.evaluations if e.name == new.active_variant), None)
+    if serving is not None:
+        ctx.metrics.hourly_cost.labels(**labels).set(serving.hourly_cost_usd)
+        ctx.metrics.net_value.labels(**labels).set(serving.net_value_per_hour_usd)
+    if comparable(new) != comparable(old):
+        await _write_status(ctx, ns, name, new, mem)
+
+
+def _emit(emit: EmitEvent, ev: Event) -> None:
+    emit(ev.type, ev.reason, ev.message[:1024])
+
+
+async def _write_status(
+    ctx: Context, ns: str, name: str, status: ModelDeploymentStatus, mem: ObjectMemory
+) -> None:
+    doc = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    await asyncio.to_thread(ctx.kube.patch_status, ns, name, doc)
+    mem.status = status
+
+
+__all__ = ["Context", "ObjectMemory", "ObservedStatus", "reconcile"]

@@ -1,0 +1,48 @@
+"""Verdicts on a target variant during verification, from what Prometheus saw (pure).
+
+Like Argo Rollouts' analysis: measurements in, Successful / Failed / Inconclusive out, never an
+exception. Too little traffic or no metrics is Inconclusive: the rollout then relies on
+readiness alone ("where metrics allow", DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Outcome = Literal["Successful", "Failed", "Inconclusive"]
+
+MIN_REQUESTS = 20  # fewer requests in the window say nothing about a p95
+MAX_ERROR_RATIO = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    message: str
+
+
+def analyze(
+    variant: str,
+    latency_s: float | None,
+    slo_s: float,
+    slo_name: str,
+    requests_in_window: float | None,
+    error_ratio: float | None,
+) -> Verdict:
+    """Failed when the target's latency at the SLO percentile exceeds the SLO, or more than
+    5% of its requests fail; Successful when within; Inconclusive without enough data."""
+    if error_ratio is not None and error_ratio > MAX_ERROR_RATIO:
+        return Verdict(
+            "Failed",
+            f"{variant}: {error_ratio:.1%} of requests failed (limit {MAX_ERROR_RATIO:.0%})",
+        )
+    if latency_s is None or requests_in_window is None or requests_in_window < MIN_REQUESTS:
+        return Verdict("Inconclusive", f"{variant}: not enough traffic to measure {slo_name} yet")
+    if latency_s > slo_s:
+        return Verdict(
+            "Failed", f"{variant}: {slo_name} {latency_s:.3g}s exceeds the SLO {slo_s:g}s"
+        )
+    return Verdict(
+        "Successful", f"{variant}: {slo_name} {latency_s:.3g}s within the SLO {slo_s:g}s"
+    )

@@ -1,0 +1,104 @@
+"""Status building: conditions move only when they change; Recommend touches no rollout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from paretoscale.api.manifest import parse_manifests
+from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
+from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.controller.status import TickResult, build_status, comparable, invalid_spec_status
+from paretoscale.decide.corrections import update_corrections
+from paretoscale.decide.policy import decide
+from paretoscale.decide.types import CurrentState, Observation
+from paretoscale.rollout.analysis import Verdict
+from paretoscale.rollout.machine import RolloutState, step
+
+EXAMPLE = Path(__file__).parents[3] / "examples" / "assistant-llama-8b.yaml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> ModelDeploymentSpec:
+    return parse_manifests(EXAMPLE.read_text(), "x")[0].spec
+
+
+def tick(
+    spec: ModelDeploymentSpec, old: ModelDeploymentStatus, now: float, mode: str = "Auto"
+) -> ModelDeploymentStatus:
+    d = decide(spec, Observation(at=now, requests_per_s=12.0), CurrentState())
+    st = (
+        step(RolloutState(), d, {}, Verdict("Inconclusive", ""), spec.rollout, now)
+        if mode == "Auto"
+        else None
+    )
+    return build_status(
+        old,
+        TickResult(
+            now,
+            3,
+            mode,
+            d,
+            st,
+            ObservedStatus(requests_per_second=12.0, basis="live"),
+            None,
+            True,
+            {},
+        ),
+    )
+
+
+def test_first_tick_fills_status(spec: ModelDeploymentSpec) -> None:
+    s = tick(spec, ModelDeploymentStatus(), 1000.0)
+    assert s.phase == "Preparing" and s.target_variant == "fp8" and s.observed_generation == 3
+    assert {c.type for c in s.conditions} == {
+        "Ready",
+        "Progressing",
+        "Degraded",
+        "MetricsAvailable",
+        "SpecValid",
+    }
+    assert next(c for c in s.conditions if c.type == "Progressing").reason == "RollingOut"
+    assert any(r.name == "fp8" and r.on_frontier for r in s.frontier)
+    doc = s.model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert doc["frontier"][1]["costPer1kRequests"] == "0.16" and doc["decision"]["variant"] == "fp8"
+
+
+def test_transition_time_kept_when_nothing_flips(spec: ModelDeploymentSpec) -> None:
+    a = tick(spec, ModelDeploymentStatus(), 1000.0)
+    b = tick(spec, a, 2000.0)
+    ta = {c.type: c.last_transition_time for c in a.conditions}
+    tb = {c.type: c.last_transition_time for c in b.conditions}
+    assert ta == tb
+    assert comparable(a)["conditions"] == comparable(b)["conditions"]
+    assert comparable(b) == comparable(tick(spec, b, 2000.0))  # same tick twice: nothing to patch
+
+
+def test_recommend_mode_reports_without_rollout(spec: ModelDeploymentSpec) -> None:
+    s = tick(spec, ModelDeploymentStatus(), 1000.0, mode="Recommend")
+    assert s.rollout.phase == "Stable" and s.active_variant is None
+    assert s.decision is not None and s.decision.variant == "fp8" and s.target_variant == "fp8"
+    assert next(c for c in s.conditions if c.type == "Ready").reason == "Recommending"
+
+
+def test_invalid_spec_keeps_everything_else(spec: ModelDeploymentSpec) -> None:
+    good = tick(spec, ModelDeploymentStatus(), 1000.0)
+    bad = invalid_spec_status(
+        good, ["spec.traffic: minReplicas (5) must be <= maxReplicas (2)"], 2000.0, 4
+    )
+    cond = next(c for c in bad.conditions if c.type == "SpecValid")
+    assert (cond.status, cond.reason) == ("False", "InvalidSpec") and "minReplicas" in cond.message
+    assert bad.rollout == good.rollout and bad.frontier == good.frontier
+
+
+def test_corrections_learn_from_a_slow_variant(spec: ModelDeploymentSpec) -> None:
+    # fp8 shows 4.9 s at 5 req/s per replica; its profile reaches 4.9 s at 10: half as fast.
+    c = update_corrections(spec, {}, {"fp8": (5.0, 4.9)})
+    assert c["fp8"] == pytest.approx(0.85)  # 0.7 x 1.0 + 0.3 x 0.5
+    for _ in range(20):
+        c = update_corrections(spec, c, {"fp8": (5.0, 4.9)})
+    assert c["fp8"] == pytest.approx(0.5, abs=0.01)
+    d = decide(spec, Observation(at=0, requests_per_s=12.0, capacity_factors=c), CurrentState())
+    assert d.evaluation("fp8").capacity_basis == "live" and d.evaluation("fp8").replicas == 2
+    assert update_corrections(spec, {"gone": 0.5}, {}) == {}
