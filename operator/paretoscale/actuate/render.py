@@ -9,20 +9,19 @@ ModelDeployment delete all of it. Golden files in tests/golden/ pin the output.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paretoscale.api.gpus import gpu_spec
 from paretoscale.api.types import GROUP, KIND, VERSION, ModelDeploymentSpec, VariantSpec
+from paretoscale.api.vllm import VLLM_PORT, vllm_argv
 
 LABEL_MD = "paretoscale.io/modeldeployment"
 LABEL_VARIANT = "paretoscale.io/variant"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
-VLLM_PORT = 8000
 FIELD_MANAGER = "paretoscale"
 
 
@@ -37,37 +36,6 @@ class Owner:
 
 def deployment_name(md: str, variant: str) -> str:
     return f"{md}-{variant}"
-
-
-def vllm_argv(variant: VariantSpec, served_model_name: str) -> list[str]:
-    """`vllm serve` arguments for a variant (after `vllm serve`), one flag per spec field."""
-    v = variant.vllm
-    args = [v.model, "--served-model-name", served_model_name, "--port", str(VLLM_PORT)]
-    if v.dtype:
-        args += ["--dtype", v.dtype]
-    if v.quantization:
-        args += ["--quantization", v.quantization]
-    if v.kv_cache_dtype:
-        args += ["--kv-cache-dtype", v.kv_cache_dtype]
-    tp = v.tensor_parallel_size or (variant.gpu.count if variant.gpu.count > 1 else None)
-    if tp:
-        args += ["--tensor-parallel-size", str(tp)]
-    if v.max_model_len:
-        args += ["--max-model-len", str(v.max_model_len)]
-    if v.max_num_seqs:
-        args += ["--max-num-seqs", str(v.max_num_seqs)]
-    if v.gpu_memory_utilization:
-        args += ["--gpu-memory-utilization", f"{v.gpu_memory_utilization:g}"]
-    if v.speculative:
-        s = v.speculative
-        config: dict[str, Any] = {
-            "method": s.method,
-            "num_speculative_tokens": s.num_speculative_tokens,
-        }
-        if s.model:
-            config["model"] = s.model
-        args += ["--speculative-config", json.dumps(config, separators=(",", ":"), sort_keys=True)]
-    return args + list(v.extra_args)
 
 
 def _owner_refs(owner: Owner) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from paretoscale.actuate.plan import plan_changes
-from paretoscale.actuate.render import Owner, render_deployment, render_service, vllm_argv
+from paretoscale.actuate.render import Owner, render_deployment, render_service
+from paretoscale.api.vllm import vllm_argv
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.rollout.machine import Fleet
 
