@@ -35,6 +35,7 @@ from paretoscale.controller.status import (
     comparable,
     invalid_spec_status,
     parse_time,
+    recently_failed,
     rfc3339,
     rollout_state,
     scale_down_of,
@@ -141,6 +142,7 @@ async def _reconcile(
         scale_down=scale_down_of(old),
         rollout_in_progress=state0.phase != "Stable",
         pods_loading=active_facts.ready < active_facts.desired,
+        recently_failed=recently_failed(old, now, spec.rollout.min_dwell_seconds),
     )
     decision = decide(spec, seen.observation, current)
     corrections = update_corrections(spec, old.capacity_corrections, seen.per_replica)

@@ -299,6 +299,21 @@ def scale_down_of(status: ModelDeploymentStatus) -> ScaleDown | None:
     return ScaleDown(since or 0.0, status.scale_down.replicas)
 
 
+def recently_failed(
+    status: ModelDeploymentStatus, now: float, min_dwell_s: float
+) -> dict[str, str]:
+    """Variants rolled back from within the last min dwell, with why (from lastSwitches)."""
+    out: dict[str, str] = {}
+    for sw in status.last_switches:
+        at = parse_time(sw.at)
+        if sw.outcome == "rolledBack" and at is not None and now - at < min_dwell_s:
+            out.setdefault(
+                sw.to_variant,
+                f"rolled back at {sw.at} ({sw.reason}); not retried before {rfc3339(at + min_dwell_s)}",
+            )
+    return out
+
+
 def comparable(status: ModelDeploymentStatus) -> dict[str, object]:
     """The status without the fields that move every tick (decision time, observed at)."""
     doc = status.model_dump(by_alias=True, exclude_none=True)

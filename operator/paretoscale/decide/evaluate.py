@@ -65,8 +65,12 @@ def evaluate(
     live_prices: Mapping[str, float],
     corrections: Mapping[str, float],
     tokens_per_request: float | None = None,
+    blocked: Mapping[str, str] | None = None,
 ) -> tuple[VariantEval, ...]:
-    """Every variant at `requests_per_s`, with the frontier marked among the feasible ones."""
+    """Every variant at `requests_per_s`, with the frontier marked among the feasible ones.
+
+    `blocked` maps variants that may not be chosen now (a rollout to them just failed) to why.
+    """
     prices = gpu_prices(spec, live_prices)
     inventory = {g.type: g.available for g in spec.gpus}
     calibration = spec_calibration(spec)
@@ -101,6 +105,8 @@ def evaluate(
                 f"needs {n * v.gpu.count} {v.gpu.type} GPUs, "
                 f"{inventory[v.gpu.type]} available in spec.gpus"
             )
+        elif blocked and v.name in blocked:
+            reason = blocked[v.name]
         cost = hourly_cost_usd(n, v.gpu.count, prices[v.gpu.type])
         value = value_per_hour_usd(requests_per_s, per_point, v.quality, calibration)
         rows.append(

@@ -55,7 +55,10 @@ def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> 
         if obs.requests_per_s is not None
         else spec.traffic.expected_requests_per_second
     )
-    evals = evaluate(spec, rate, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request)
+    blocked = {k: v for k, v in state.recently_failed.items() if k != state.active}
+    evals = evaluate(
+        spec, rate, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request, blocked
+    )
     by_name = {e.name: e for e in evals}
     best = best_variant(evals)
     current = by_name.get(state.active) if state.active else None

@@ -49,6 +49,8 @@ class CurrentState:
     scale_down: ScaleDown | None = None
     rollout_in_progress: bool = False
     pods_loading: bool = False
+    # Variants whose rollout failed recently -> why; not chosen again until the dwell passes.
+    recently_failed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,24 @@ def test_corrections_learn_from_a_slow_variant(spec: ModelDeploymentSpec) -> Non
     d = decide(spec, Observation(at=0, requests_per_s=12.0, capacity_factors=c), CurrentState())
     assert d.evaluation("fp8").capacity_basis == "live" and d.evaluation("fp8").replicas == 2
     assert update_corrections(spec, {"gone": 0.5}, {}) == {}
+
+
+def test_recently_failed_from_last_switches() -> None:
+    from paretoscale.api.status import SwitchRecord
+    from paretoscale.controller.status import recently_failed
+
+    s = ModelDeploymentStatus(
+        last_switches=[
+            SwitchRecord(
+                to_variant="fp8",
+                at="1970-01-01T00:16:40Z",
+                reason="not Ready",
+                outcome="rolledBack",
+            ),
+            SwitchRecord(
+                to_variant="bf16", at="1970-01-01T00:16:40Z", reason="ok", outcome="completed"
+            ),
+        ]
+    )
+    assert set(recently_failed(s, 1000.0 + 100, 1800)) == {"fp8"}
+    assert recently_failed(s, 1000.0 + 1800, 1800) == {}

@@ -134,3 +134,12 @@ def test_stabilization(
 ) -> None:
     n, p, _ = stabilized_replicas(current, desired, pending, now, 300)
     assert (n, p) == expected
+
+
+def test_recently_failed_variant_is_not_retried(spec: ModelDeploymentSpec) -> None:
+    state = CurrentState(recently_failed={"fp8": "rolled back: not Ready after 1200s"})
+    d = decide(spec, obs(12.0), state)
+    assert d.variant != "fp8"
+    assert (
+        d.evaluation("fp8").reason.startswith("rolled back") and not d.evaluation("fp8").on_frontier
+    )
