@@ -38,8 +38,12 @@ class OperatorSettings(BaseSettings):
     )
     metrics_port: int = Field(9090, description="Port of the operator's own /metrics.")
     health_port: int = Field(8080, description="Port of /healthz (kopf liveness).")
-    peering: str | None = Field(
-        None, description="kopf peering name for HA (one active instance); None = standalone."
+    leader_election: bool = Field(
+        False, description="Run several replicas; one holds a Lease and acts (HA)."
+    )
+    lease_name: str = Field("paretoscale", description="Name of the leader-election Lease.")
+    lease_namespace: str = Field(
+        "default", description="Namespace of the Lease (the chart sets the operator's own)."
     )
     price_fallback: dict[str, float] = Field(
         default_factory=dict,

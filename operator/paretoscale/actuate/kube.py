@@ -9,6 +9,7 @@ event loop. Errors are raised as they come: the controller decides whether to re
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -60,6 +61,33 @@ class Kube:
         except client.ApiException as e:
             if e.status != 404:
                 raise
+
+    def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC)
+        self.core.create_namespaced_event(
+            meta["namespace"],
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}."),
+                involved_object=client.V1ObjectReference(
+                    api_version=obj.get("apiVersion"),
+                    kind=obj.get("kind"),
+                    name=meta["name"],
+                    namespace=meta["namespace"],
+                    uid=meta.get("uid"),
+                ),
+                type=type_,
+                reason=reason,
+                message=message,
+                source=client.V1EventSource(component=FIELD_MANAGER),
+                first_timestamp=now,
+                last_timestamp=now,
+                count=1,
+                reporting_component=FIELD_MANAGER,
+                reporting_instance=FIELD_MANAGER,
+            ),
+        )
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(

@@ -27,6 +27,7 @@ from paretoscale.actuate.render import Owner
 from paretoscale.api.manifest import parse_spec
 from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
 from paretoscale.config import OperatorSettings
+from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.observing import MdObservation, observe_md
 from paretoscale.controller.status import (
@@ -36,6 +37,7 @@ from paretoscale.controller.status import (
     invalid_spec_status,
     parse_time,
     recently_failed,
+    retry_after_s,
     rfc3339,
     rollout_state,
     scale_down_of,
@@ -48,6 +50,9 @@ from paretoscale.rollout.analysis import analyze
 from paretoscale.rollout.machine import Event, VariantFacts, step
 
 log = logging.getLogger("paretoscale")
+# After a start, the watch may deliver a ModelDeployment before its Deployments: acting then
+# would see "no replicas" and scale the serving variant to zero.
+CACHE_WARMUP_S = 10.0
 
 
 @dataclass
@@ -68,27 +73,40 @@ class Context:
     metrics: OperatorMetrics
     latest_snapshot: Callable[[], Any]
     clock: Callable[[], float] = time.time
+    cache: Cache = field(default_factory=Cache)
+    started_at: float = field(default_factory=time.time)
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
+
+    async def reconcile_key(self, key: Key) -> None:
+        """Reconcile the cached ModelDeployment `key`, if it is still there."""
+        body = self.cache.mds.get(key)
+        if body is not None:
+            await reconcile(self, body, self.cache.facts(key))
 
 
 EmitEvent = Callable[[str, str, str], None]  # (type, reason, message)
 
 
 async def reconcile(
-    ctx: Context,
-    body: Mapping[str, Any],
-    deployments: Mapping[str, VariantFacts],
-    emit: EmitEvent,
+    ctx: Context, body: Mapping[str, Any], deployments: Mapping[str, VariantFacts]
 ) -> None:
-    """Decide and act for one ModelDeployment. Safe to call at any time; serialized per object."""
+    """Decide and act for one ModelDeployment. Safe to call at any time; serialized per object.
+
+    Events are collected during the reconcile and posted at its end."""
     meta = body["metadata"]
     mem = ctx.objects.setdefault(meta["uid"], ObjectMemory())
+    events: list[tuple[str, str, str]] = []
     async with mem.lock:
         started = time.perf_counter()
         try:
-            await _reconcile(ctx, body, deployments, emit, mem)
+            await _reconcile(ctx, body, deployments, lambda *e: events.append(e), mem)
         finally:
             ctx.metrics.reconcile_seconds.observe(time.perf_counter() - started)
+            for type_, reason, message in events:
+                try:
+                    await asyncio.to_thread(ctx.kube.post_event, body, type_, reason, message)
+                except Exception as e:  # an event is best effort; never fail a reconcile on it
+                    log.warning("posting event %s on %s failed: %s", reason, meta["name"], e)
 
 
 def _old_status(body: Mapping[str, Any], mem: ObjectMemory) -> ModelDeploymentStatus:
@@ -128,6 +146,13 @@ async def _reconcile(
         ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old.capacity_corrections
     )
     state0 = rollout_state(old.rollout)
+    if mode == "Auto" and state0.active and state0.active not in deployments:
+        if now - ctx.started_at < CACHE_WARMUP_S:
+            log.info(
+                "%s/%s: waiting for the Deployment of %s in the cache", ns, name, state0.active
+            )
+            return
+        log.warning("%s/%s: the Deployment of %s is gone; recreating it", ns, name, state0.active)
     active_facts = deployments.get(state0.active or "", VariantFacts())
     current = CurrentState(
         active=old.active_variant
@@ -142,7 +167,7 @@ async def _reconcile(
         scale_down=scale_down_of(old),
         rollout_in_progress=state0.phase != "Stable",
         pods_loading=active_facts.ready < active_facts.desired,
-        recently_failed=recently_failed(old, now, spec.rollout.min_dwell_seconds),
+        recently_failed=recently_failed(old, now, retry_after_s(spec.rollout)),
     )
     decision = decide(spec, seen.observation, current)
     corrections = update_corrections(spec, old.capacity_corrections, seen.per_replica)

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from typing import Any
 
 import kopf
@@ -16,8 +19,11 @@ from prometheus_client import start_http_server
 from paretoscale.actuate.kube import Kube
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.handlers import register
+from paretoscale.controller.leader import LeaderElector
+from paretoscale.controller.loop import tick_loop
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.reconcile import Context
+from paretoscale.observe.prometheus import poller_for
 
 log = logging.getLogger("paretoscale")
 
@@ -50,22 +56,29 @@ def connection_info(c: client.Configuration) -> kopf.ConnectionInfo:
     )
 
 
-def make_poller(settings: OperatorSettings) -> Any:
-    """The one metrics poller of this process, or None without Prometheus."""
-    if settings.prometheus_url is None:
-        return None
-    from paretoscale.observe.prometheus import MetricsPoller
-
-    return MetricsPoller(settings)
-
-
 async def run_operator(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
-    registry = kopf.OperatorRegistry()
-    register(registry, settings)
     kube = kube_from_environment(kubeconfig)
+    if settings.leader_election:
+        identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        elector = LeaderElector(kube.api, settings.lease_namespace, settings.lease_name, identity)
+        await elector.acquire()
+        active = asyncio.create_task(_run_active(settings, kube))
+        keeper = asyncio.create_task(elector.keep())
+        done, _ = await asyncio.wait({active, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        for t in (active, keeper):
+            t.cancel()
+        for t in done:
+            t.result()  # LeaseLost propagates: the process exits and restarts as a follower
+    else:
+        await _run_active(settings, kube)
+
+
+async def _run_active(settings: OperatorSettings, kube: Kube) -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry)
     metrics = OperatorMetrics.create()
     start_http_server(settings.metrics_port, registry=metrics.registry)
-    poller = make_poller(settings)
+    poller = poller_for(settings)
     ctx = Context(
         settings=settings,
         kube=kube,
@@ -79,42 +92,23 @@ async def run_operator(settings: OperatorSettings, kubeconfig: str | None = None
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-            prefix="paretoscale.io"
-        )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="paretoscale.io", key="last-handled-configuration"
-        )
-        settings.posting.level = logging.INFO
+        settings.posting.enabled = False  # events are ours (actuate/kube.py), not kopf's logs
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 16
 
     stop = asyncio.Event()
-    tasks = []
+    tasks = [asyncio.create_task(tick_loop(ctx, stop))]
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
     try:
-        liveness = f"http://0.0.0.0:{settings.health_port}/healthz"
-        clusterwide = not settings.namespaces
-        memo = kopf.Memo(ctx=ctx)
-        if settings.peering:  # HA: one active instance per peering name
-            await kopf.operator(
-                registry=registry,
-                memo=memo,
-                peering_name=settings.peering,
-                liveness_endpoint=liveness,
-                clusterwide=clusterwide,
-                namespaces=settings.namespaces,
-            )
-        else:  # kopf ignores standalone when a peering name is given, so pass none
-            await kopf.operator(
-                registry=registry,
-                memo=memo,
-                standalone=True,
-                liveness_endpoint=liveness,
-                clusterwide=clusterwide,
-                namespaces=settings.namespaces,
-            )
+        await kopf.operator(
+            registry=registry,
+            memo=kopf.Memo(ctx=ctx),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
+        )
     finally:
         stop.set()
         for t in tasks:

@@ -21,6 +21,7 @@ from paretoscale.api.status import (
     SwitchRecord,
     VariantStatus,
 )
+from paretoscale.api.types import RolloutSpec
 from paretoscale.decide.types import Decision, ScaleDown, VariantEval
 from paretoscale.rollout.machine import RolloutState, Step
 
@@ -297,6 +298,12 @@ def scale_down_of(status: ModelDeploymentStatus) -> ScaleDown | None:
         return None
     since = parse_time(status.scale_down.since)
     return ScaleDown(since or 0.0, status.scale_down.replicas)
+
+
+def retry_after_s(rollout: RolloutSpec) -> float:
+    """How long a variant whose rollout failed is not tried again: the longer of the minimum
+    dwell and two ready timeouts, so a dwell of 0 does not mean a retry loop."""
+    return float(max(rollout.min_dwell_seconds, 2 * rollout.ready_timeout_seconds))
 
 
 def recently_failed(

@@ -81,7 +81,7 @@ def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> 
         )
 
     # Nothing moves on missing data or during a rollout: keep what runs.
-    if current is not None and not live:
+    if current is not None and not live and obs.metrics_expected:
         reasons.append(
             f"metrics unavailable ({obs.metrics_problem or 'no data'}): keeping {current.name} "
             f"at {state.replicas} replicas"

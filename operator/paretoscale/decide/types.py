@@ -29,6 +29,9 @@ class Observation:
     usd_per_gpu_hour: Mapping[str, float] = field(default_factory=dict)  # live prices by type
     capacity_factors: Mapping[str, float] = field(default_factory=dict)  # live corrections
     metrics_problem: str | None = None  # why metrics are unavailable, in words
+    # False when no Prometheus is configured: the priors (expected load) then decide, since
+    # nothing better will ever come; True means missing data is a failure and holds.
+    metrics_expected: bool = True
 
 
 @dataclass(frozen=True)

@@ -143,3 +143,10 @@ def test_recently_failed_variant_is_not_retried(spec: ModelDeploymentSpec) -> No
     assert (
         d.evaluation("fp8").reason.startswith("rolled back") and not d.evaluation("fp8").on_frontier
     )
+
+
+def test_without_prometheus_priors_drive_a_running_variant(spec: ModelDeploymentSpec) -> None:
+    o = Observation(at=10_000.0, requests_per_s=None, metrics_expected=False)
+    spec2 = spec.model_copy(update={"traffic": spec.traffic.model_copy(update={"expected_requests_per_second": 30.0})})
+    d = decide(spec2, o, CurrentState(active="fp8", replicas=1, variant_since=0.0))
+    assert (d.variant, d.replicas, d.action, d.rate_basis) == ("fp8", 3, "scale", "priors")

@@ -1,0 +1,351 @@
+"""One tick of Prometheus results as immutable data, and the pure parser that builds it.
+
+`build_snapshot()` turns the raw instant vectors of the named queries (Prometheus's JSON
+`result` lists, or a `QueryFailure` for a query that failed) into a `MetricsSnapshot`: figures
+per (namespace, modeldeployment, variant) and USD per GPU-hour per GPU type. It does no I/O,
+so it is tested on recorded JSON.
+
+Rules:
+- A value that is NaN, infinite, negative or missing becomes None, never zero.
+- A histogram with any such bucket is dropped (None), as is one without a +Inf bucket.
+- A failed request-rate query fails the whole snapshot (`rate_failed`); the failure of another
+  query empties only its fields. Every failure is written in `problem`, in words.
+- Series that lack the grouping labels, and GPU products the GPU table does not know, are
+  skipped and reported in `notes`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from paretoscale.api.gpus import GPUS
+from paretoscale.observe.histogram import Quantile, histogram_quantile
+from paretoscale.observe.queries import (
+    GPU_PRODUCT_LABEL,
+    GROUP_LABELS,
+    LATENCY_QUERIES,
+    PRICE_QUERY,
+    RATE_QUERY,
+    LatencyMetric,
+)
+
+Series = Mapping[str, Any]  # one element of a Prometheus instant vector: {"metric", "value"}
+_EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class QueryFailure:
+    """A query that did not answer: the message says what failed, in words."""
+
+    message: str
+
+
+@dataclass(frozen=True, order=True)
+class VariantKey:
+    """The labels that identify one variant's pods: namespace/modeldeployment/variant."""
+
+    namespace: str
+    modeldeployment: str
+    variant: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.modeldeployment}/{self.variant}"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A cumulative histogram as bucket rates: `rates_per_s[i]` observations/s with value <= `upper_bounds_s[i]`."""
+
+    upper_bounds_s: tuple[float, ...]  # ascending; the last is +Inf
+    rates_per_s: tuple[float, ...]
+
+    def quantile(self, q: float) -> Quantile | None:
+        """The q-quantile (0-1) as Prometheus's histogram_quantile computes it; None if no data."""
+        return histogram_quantile(q, self.upper_bounds_s, self.rates_per_s)
+
+    @property
+    def observations_per_s(self) -> float:
+        return self.rates_per_s[-1] if self.rates_per_s else 0.0
+
+
+@dataclass(frozen=True)
+class VariantMetrics:
+    """What Prometheus says about one variant. None = not measured, never zero."""
+
+    requests_per_s: float | None = None
+    latency: Mapping[LatencyMetric, Histogram] = field(default_factory=lambda: _EMPTY)
+    prompt_tokens_per_s: float | None = None
+    generation_tokens_per_s: float | None = None
+    running: float | None = None
+    waiting: float | None = None
+    kv_cache_usage: float | None = None  # fraction 0-1, mean over replicas
+    spec_decode_accepted_per_s: float | None = None
+    spec_decode_draft_per_s: float | None = None
+    replicas_reporting: int | None = None
+
+    @property
+    def prompt_tokens_per_request(self) -> float | None:
+        return _per_request(self.prompt_tokens_per_s, self.requests_per_s)
+
+    @property
+    def generation_tokens_per_request(self) -> float | None:
+        return _per_request(self.generation_tokens_per_s, self.requests_per_s)
+
+    @property
+    def tokens_per_request(self) -> float | None:
+        """Prompt + generated tokens per finished request; None without both or without requests."""
+        p, g = self.prompt_tokens_per_request, self.generation_tokens_per_request
+        return None if p is None or g is None else p + g
+
+    @property
+    def spec_decode_acceptance(self) -> float | None:
+        """Accepted / proposed speculative tokens (0-1); None without speculative decoding."""
+        return _per_request(self.spec_decode_accepted_per_s, self.spec_decode_draft_per_s)
+
+
+def _per_request(numerator: float | None, requests_per_s: float | None) -> float | None:
+    if numerator is None or requests_per_s is None or requests_per_s <= 0:
+        return None
+    return numerator / requests_per_s
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Everything one poll learned, at one instant `at` [s since epoch]. Immutable.
+
+    `problem` is None when every query answered; otherwise it says which failed and why.
+    `failed_queries` names them; when it includes the request-rate query, the snapshot holds
+    no load figure at all (`rate_failed`), which readers must treat as "metrics unavailable".
+    """
+
+    at: float
+    problem: str | None
+    variants: Mapping[VariantKey, VariantMetrics]
+    gpu_prices_usd_per_hour: Mapping[str, float]
+    queries_run: int
+    failed_queries: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    source: str = "Prometheus"  # e.g. "Prometheus at http://prometheus:9090", for messages
+
+    @property
+    def rate_failed(self) -> bool:
+        return RATE_QUERY in self.failed_queries
+
+    @property
+    def price_failed(self) -> bool:
+        return PRICE_QUERY in self.failed_queries
+
+    def for_modeldeployment(self, namespace: str, name: str) -> dict[str, VariantMetrics]:
+        """This ModelDeployment's variants (by variant name) that have any series."""
+        return {
+            k.variant: v
+            for k, v in self.variants.items()
+            if k.namespace == namespace and k.modeldeployment == name
+        }
+
+
+def failed_snapshot(at: float, problem: str, queries_run: int, source: str) -> MetricsSnapshot:
+    """A snapshot that knows nothing but why: every query counts as failed."""
+    return MetricsSnapshot(
+        at=at,
+        problem=problem,
+        variants=_EMPTY,
+        gpu_prices_usd_per_hour=_EMPTY,
+        queries_run=queries_run,
+        failed_queries=(RATE_QUERY,),
+        source=source,
+    )
+
+
+def sample_value(series: Series) -> float | None:
+    """The float of a series' `value` pair ([ts, "1.5"]); None if missing, NaN, inf or negative."""
+    pair = series.get("value")
+    if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
+        return None
+    try:
+        x = float(pair[1])
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(x) or x < 0:
+        return None
+    return x
+
+
+# Query name -> VariantMetrics field, for the plain per-variant figures.
+_SCALAR_FIELDS: Mapping[str, str] = MappingProxyType(
+    {
+        RATE_QUERY: "requests_per_s",
+        "prompt_tokens_rate": "prompt_tokens_per_s",
+        "generation_tokens_rate": "generation_tokens_per_s",
+        "requests_running": "running",
+        "requests_waiting": "waiting",
+        "kv_cache_usage": "kv_cache_usage",
+        "spec_decode_accepted_rate": "spec_decode_accepted_per_s",
+        "spec_decode_draft_rate": "spec_decode_draft_per_s",
+        "replicas_reporting": "replicas_reporting",
+    }
+)
+
+
+def _key(series: Series) -> VariantKey | None:
+    labels = series.get("metric")
+    if not isinstance(labels, Mapping):
+        return None
+    values = [labels.get(label) for label in GROUP_LABELS]
+    if not all(isinstance(v, str) and v for v in values):
+        return None
+    return VariantKey(*values)  # type: ignore[arg-type]
+
+
+def build_snapshot(
+    at: float,
+    results: Mapping[str, Sequence[Series] | QueryFailure],
+    queries_run: int,
+    source: str = "Prometheus",
+) -> MetricsSnapshot:
+    """Parse one tick's query results into a snapshot. Pure.
+
+    `results` maps query name (observe/queries.py) to its instant vector or its failure.
+    Query names that are absent count as not run: their fields stay None.
+    """
+    failed = tuple(n for n, r in results.items() if isinstance(r, QueryFailure))
+    problems = [f"{n}: {r.message}" for n, r in results.items() if isinstance(r, QueryFailure)]
+    notes: list[str] = []
+    fields: dict[VariantKey, dict[str, Any]] = {}
+
+    def note_unlabelled(name: str, count: int, extra: str = "") -> None:
+        if count:
+            notes.append(
+                f"{name}: {count} series without labels {', '.join(GROUP_LABELS)}{extra} "
+                "ignored; an overriding query must keep them in its `by (...)`"
+            )
+
+    for name, attr in _SCALAR_FIELDS.items():
+        result = results.get(name)
+        if result is None or isinstance(result, QueryFailure):
+            continue
+        unlabelled = 0
+        for series in result:
+            key = _key(series)
+            if key is None:
+                unlabelled += 1
+                continue
+            x = sample_value(series)
+            if x is None:
+                notes.append(
+                    f"{name} for {key}: value {_raw(series)} is not a number >= 0; ignored"
+                )
+            entry = fields.setdefault(key, {})
+            if attr == "replicas_reporting":
+                entry[attr] = None if x is None else round(x)
+            else:
+                entry[attr] = x
+        note_unlabelled(name, unlabelled)
+
+    for metric, name in LATENCY_QUERIES.items():
+        result = results.get(name)
+        if result is None or isinstance(result, QueryFailure):
+            continue
+        for key, hist_or_note in _histograms(name, result, notes).items():
+            latency = fields.setdefault(key, {}).setdefault("latency", {})
+            if hist_or_note is not None:
+                latency[metric] = hist_or_note
+
+    variants = {
+        key: VariantMetrics(
+            **{
+                **entry,
+                "latency": MappingProxyType(dict(entry.get("latency", {}))),
+            }
+        )
+        for key, entry in sorted(fields.items())
+    }
+    prices = _prices(results.get(PRICE_QUERY), notes)
+    return MetricsSnapshot(
+        at=at,
+        problem="; ".join(problems) or None,
+        variants=MappingProxyType(variants),
+        gpu_prices_usd_per_hour=MappingProxyType(prices),
+        queries_run=queries_run,
+        failed_queries=failed,
+        notes=tuple(notes),
+        source=source,
+    )
+
+
+def _raw(series: Series) -> str:
+    pair = series.get("value")
+    if isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2:
+        return repr(pair[1])
+    return "missing"
+
+
+def _histograms(
+    name: str, result: Sequence[Series], notes: list[str]
+) -> dict[VariantKey, Histogram | None]:
+    buckets: dict[VariantKey, list[tuple[float, float | None]]] = {}
+    unlabelled = 0
+    for series in result:
+        key = _key(series)
+        labels = series.get("metric")
+        le_text = labels.get("le") if isinstance(labels, Mapping) else None
+        if key is None or not isinstance(le_text, str):
+            unlabelled += 1
+            continue
+        try:
+            le = float(le_text)
+        except ValueError:
+            unlabelled += 1
+            continue
+        buckets.setdefault(key, []).append((le, sample_value(series)))
+    if unlabelled:
+        notes.append(
+            f"{name}: {unlabelled} series without labels {', '.join(GROUP_LABELS)} and a "
+            "numeric le ignored; an overriding query must keep them in its `by (...)`"
+        )
+    out: dict[VariantKey, Histogram | None] = {}
+    for key, pairs in buckets.items():
+        pairs.sort(key=lambda p: p[0])
+        if any(rate is None for _, rate in pairs) or any(math.isnan(le) for le, _ in pairs):
+            notes.append(f"{name} for {key}: a bucket is not a number >= 0; histogram ignored")
+            out[key] = None
+            continue
+        if not math.isinf(pairs[-1][0]):
+            notes.append(f'{name} for {key}: no le="+Inf" bucket; histogram ignored')
+            out[key] = None
+            continue
+        out[key] = Histogram(
+            tuple(le for le, _ in pairs), tuple(rate for _, rate in pairs if rate is not None)
+        )
+    return out
+
+
+def _prices(result: Sequence[Series] | QueryFailure | None, notes: list[str]) -> dict[str, float]:
+    if result is None or isinstance(result, QueryFailure):
+        return {}
+    by_product = {g.product_label: g.type for g in GPUS.values()}
+    sums: dict[str, list[float]] = {}
+    for series in result:
+        labels = series.get("metric")
+        product = labels.get(GPU_PRODUCT_LABEL) if isinstance(labels, Mapping) else None
+        if not isinstance(product, str):
+            notes.append(f"{PRICE_QUERY}: a series without {GPU_PRODUCT_LABEL} ignored")
+            continue
+        gpu_type = by_product.get(product)
+        if gpu_type is None:
+            notes.append(
+                f"{PRICE_QUERY}: GPU product {product!r} is not in the GPU table; price ignored"
+            )
+            continue
+        x = sample_value(series)
+        if x is None:
+            notes.append(f"{PRICE_QUERY} for {gpu_type}: value {_raw(series)} ignored")
+            continue
+        sums.setdefault(gpu_type, []).append(x)
+    # One product label per type in the table, so each list has one value; a mean keeps an
+    # override that returns several series per product honest.
+    return {t: sum(v) / len(v) for t, v in sorted(sums.items())}
