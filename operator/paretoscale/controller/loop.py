@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from paretoscale.controller.reconcile import Context
 
@@ -20,6 +21,7 @@ async def tick_once(ctx: Context) -> int:
     """Reconcile every cached ModelDeployment once; returns how many were reconciled."""
     keys = list(ctx.cache.mds)
     gate = asyncio.Semaphore(CONCURRENCY)
+    started = time.perf_counter()
 
     async def one(key: tuple[str, str]) -> None:
         async with gate:
@@ -29,6 +31,11 @@ async def tick_once(ctx: Context) -> int:
                 log.exception("reconcile of %s/%s failed; retrying next tick", *key)
 
     await asyncio.gather(*(one(k) for k in keys))
+    ctx.metrics.tick_seconds.observe(time.perf_counter() - started)
+    ctx.metrics.modeldeployments.set(len(keys))
+    snapshot = ctx.latest_snapshot()
+    if snapshot is not None:
+        ctx.metrics.queries_per_tick.set(snapshot.queries_run)
     return len(keys)
 
 

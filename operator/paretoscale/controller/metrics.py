@@ -16,6 +16,9 @@ class OperatorMetrics:
     hourly_cost: Gauge
     net_value: Gauge
     apply_errors: Counter
+    tick_seconds: Histogram
+    queries_per_tick: Gauge
+    modeldeployments: Gauge
 
     @classmethod
     def create(cls) -> OperatorMetrics:
@@ -49,6 +52,20 @@ class OperatorMetrics:
                 "Predicted net value of the serving variant, USD/h.",
                 md,
                 registry=r,
+            ),
+            tick_seconds=Histogram(
+                "paretoscale_tick_duration_seconds",
+                "Time to reconcile every ModelDeployment once.",
+                registry=r,
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            ),
+            queries_per_tick=Gauge(
+                "paretoscale_prometheus_queries_per_tick",
+                "PromQL queries the last poll ran.",
+                registry=r,
+            ),
+            modeldeployments=Gauge(
+                "paretoscale_modeldeployments", "ModelDeployments in the cache.", registry=r
             ),
             apply_errors=Counter(
                 "paretoscale_apply_errors", "Failed applies to the Kubernetes API.", md, registry=r

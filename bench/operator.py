@@ -1,0 +1,202 @@
+"""The operator at scale: 1,000 ModelDeployments against the local API server and Prometheus.
+
+Reports Prometheus queries per tick, CPU time per tick and the operator's peak memory for
+1,000 ModelDeployments, and the same for a baseline of 10 in the same command (ratios say how
+the cost grows with the fleet). Nothing is asserted.
+
+    python bench/operator.py            # brings up its own local cluster (hack/cluster) and tears it down
+    python bench/operator.py --count 300 --ticks 5
+With KUBECONFIG (and PROMETHEUS_URL) set, that cluster is used instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP, VERSION, PLURAL = "paretoscale.io", "v1alpha1", "modeldeployments"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cluster_env() -> tuple[dict[str, str], Path | None]:
+    if os.environ.get("KUBECONFIG"):
+        return {k: v for k, v in os.environ.items() if k in ("KUBECONFIG", "PROMETHEUS_URL")}, None
+    state = Path(tempfile.mkdtemp(prefix="bench-operator-"))
+    up = subprocess.run(
+        [str(ROOT / "hack" / "cluster"), "--dir", str(state), "up"], capture_output=True, text=True
+    )
+    if up.returncode != 0:
+        sys.exit(f"hack/cluster up failed:\n{up.stderr[-3000:]}")
+    env = {}
+    for line in up.stdout.splitlines():
+        w = shlex.split(line)
+        if len(w) == 2 and w[0] == "export":
+            k, _, v = w[1].partition("=")
+            env[k] = v
+    return env, state
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    m = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
+def metric(port: int, name: str) -> float | None:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    m = re.search(rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def create_mds(api: Any, namespace: str, count: int) -> None:
+    from kubernetes import client
+
+    custom = client.CustomObjectsApi(api)
+    base = yaml.safe_load((ROOT / "examples" / "assistant-llama-8b.yaml").read_text())
+
+    def one(i: int) -> None:
+        doc = copy.deepcopy(base)
+        doc["metadata"] = {"name": f"md-{i:04d}", "namespace": namespace}
+        doc["spec"]["mode"] = "Recommend"  # decide and report for all; no 1,000 Deployments
+        doc["spec"]["traffic"]["expectedRequestsPerSecond"] = float(i % 40)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, range(count)))
+
+
+def decided(api: Any, namespace: str) -> int:
+    from kubernetes import client
+
+    items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL
+    )["items"]
+    return sum(1 for i in items if (i.get("status") or {}).get("decision"))
+
+
+def run(env: dict[str, str], count: int, ticks: int, tick_s: float) -> dict[str, float]:
+    from kubernetes import client, config
+
+    api = config.new_client_from_config(config_file=env["KUBECONFIG"])
+    ns = f"bench-{count}-{os.getpid()}"
+    client.CoreV1Api(api).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns))
+    )
+    t0 = time.monotonic()
+    create_mds(api, ns, count)
+    created_s = time.monotonic() - t0
+    mport, hport = free_port(), free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "paretoscale.cli",
+        "run",
+        "-n",
+        ns,
+        "--kubeconfig",
+        env["KUBECONFIG"],
+        "--tick-seconds",
+        str(tick_s),
+        "--metrics-port",
+        str(mport),
+        "--health-port",
+        str(hport),
+    ]
+    if env.get("PROMETHEUS_URL"):
+        cmd += ["--prometheus-url", env["PROMETHEUS_URL"], "--rate-window", "1m"]
+    log = open(Path(tempfile.gettempdir()) / f"bench-operator-{count}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        t1 = time.monotonic()
+        while decided(api, ns) < count:
+            if time.monotonic() - t1 > 600 or proc.poll() is not None:
+                sys.exit(f"operator did not decide all {count} in time; see {log.name}")
+            time.sleep(2)
+        first_pass_s = time.monotonic() - t1
+        time.sleep(tick_s)  # settle: writes of the first pass done
+        cpu0, w0 = proc_cpu_s(proc.pid), time.monotonic()
+        time.sleep(ticks * tick_s)
+        cpu1, w1 = proc_cpu_s(proc.pid), time.monotonic()
+        n_ticks = (w1 - w0) / tick_s
+        return {
+            "count": count,
+            "create_s": created_s,
+            "first_pass_s": first_pass_s,
+            "cpu_per_tick_s": (cpu1 - cpu0) / n_ticks,
+            "peak_rss_mb": proc_peak_rss_mb(proc.pid),
+            "queries_per_tick": metric(mport, "paretoscale_prometheus_queries_per_tick") or 0.0,
+            "tick_p50_s": (metric(mport, "paretoscale_tick_duration_seconds_sum") or 0.0)
+            / max(1.0, metric(mport, "paretoscale_tick_duration_seconds_count") or 1.0),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        client.CoreV1Api(api).delete_namespace(ns)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--baseline", type=int, default=10)
+    ap.add_argument("--ticks", type=int, default=4)
+    ap.add_argument("--tick-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    env, state = cluster_env()
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "-f", str(ROOT / "crds")],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    time.sleep(2)
+    try:
+        base = run(env, args.baseline, args.ticks, args.tick_seconds)
+        big = run(env, args.count, args.ticks, args.tick_seconds)
+    finally:
+        if state is not None:
+            subprocess.run(
+                [str(ROOT / "hack" / "cluster"), "--dir", str(state), "down"], capture_output=True
+            )
+    print(f"{'ModelDeployments':<34}{base['count']:>12.0f}{big['count']:>12.0f}{'ratio':>10}")
+    for key, label in [
+        ("queries_per_tick", "Prometheus queries per tick"),
+        ("cpu_per_tick_s", "operator CPU seconds per tick"),
+        ("tick_p50_s", "mean tick duration [s]"),
+        ("peak_rss_mb", "operator peak RSS [MB]"),
+        ("first_pass_s", "first decision for all [s]"),
+        ("create_s", "creating the objects [s]"),
+    ]:
+        ratio = big[key] / base[key] if base[key] else float("nan")
+        print(f"{label:<34}{base[key]:>12.3f}{big[key]:>12.3f}{ratio:>9.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
