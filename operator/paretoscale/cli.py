@@ -134,6 +134,13 @@ def cmd_crds(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from paretoscale.api.docs import api_markdown
+
+    sys.stdout.write(api_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paretoscale",
@@ -180,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("crds", help="print the ModelDeployment CRD generated from the API types")
     p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser("docs", help="print the API reference (docs/api.md) generated from the types")
+    p.set_defaults(func=cmd_docs)
 
     sub.add_parser(
         "sim",

@@ -25,50 +25,67 @@ class _Status(BaseModel):
 class Condition(_Status):
     """A Kubernetes condition (metav1.Condition)."""
 
-    type: ConditionType
-    status: Literal["True", "False", "Unknown"]
+    type: ConditionType = Field(
+        description="Ready, Progressing, Degraded, MetricsAvailable or SpecValid."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
-    message: str = Field("", max_length=32768)
+    message: str = Field("", max_length=32768, description="What happened, in words.")
     last_transition_time: str = Field(description="RFC 3339 time of the last status change.")
-    observed_generation: int | None = None
+    observed_generation: int | None = Field(None, description="Spec generation this was set for.")
 
 
 class ObservedStatus(_Status):
     """What the last tick read from Prometheus (or assumed, when it could not)."""
 
-    requests_per_second: float | None = None
+    requests_per_second: float | None = Field(None, description="Total request rate, all variants.")
     latency_seconds: float | None = Field(None, description="At the SLO metric and percentile.")
-    tokens_per_request: float | None = None
-    running_requests: float | None = None
-    waiting_requests: float | None = None
-    kv_cache_usage: float | None = None
-    spec_decode_acceptance: float | None = None
-    basis: Literal["live", "priors"] = "priors"
-    at: str | None = None
+    tokens_per_request: float | None = Field(
+        None, description="Prompt + generated tokens per request."
+    )
+    running_requests: float | None = Field(None, description="vllm:num_requests_running, summed.")
+    waiting_requests: float | None = Field(None, description="vllm:num_requests_waiting, summed.")
+    kv_cache_usage: float | None = Field(None, description="vllm:kv_cache_usage_perc, mean 0-1.")
+    spec_decode_acceptance: float | None = Field(
+        None, description="Accepted / proposed draft tokens."
+    )
+    basis: Literal["live", "priors"] = Field(
+        "priors",
+        description="live: from Prometheus; priors: spec.traffic.expectedRequestsPerSecond.",
+    )
+    at: str | None = Field(None, description="When Prometheus was read (RFC 3339).")
 
 
 class VariantStatus(_Status):
     """One row of the frontier table."""
 
-    name: str
-    feasible: bool
-    on_frontier: bool
-    replicas: int
+    name: str = Field(description="Variant name.")
+    feasible: bool = Field(
+        description="Meets the SLO at the needed replicas within bounds and inventory."
+    )
+    on_frontier: bool = Field(description="No feasible variant is both cheaper and better.")
+    replicas: int = Field(description="Replicas needed at the observed load.")
     capacity_per_replica: float = Field(description="Requests/s one replica serves at the SLO.")
     hourly_cost: str = Field(description="USD per hour at those replicas.")
     cost_per_1k_requests: str | None = Field(None, alias="costPer1kRequests")
-    value_per_hour: str
-    net_value_per_hour: str
-    basis: Basis
-    reason: str = ""
+    value_per_hour: str = Field(description="Value of the served quality, USD per hour.")
+    net_value_per_hour: str = Field(description="Value minus GPU cost, USD per hour.")
+    basis: Basis = Field(
+        description="live (corrected by metrics), priors (profile) or estimate (FLOP proxy)."
+    )
+    reason: str = Field("", description="Why it is infeasible, when it is.")
 
 
 class DecisionStatus(_Status):
-    variant: str
-    replicas: int
-    action: Literal["stay", "scale", "switch", "hold"]
-    reasons: list[str] = Field(default_factory=list)
-    at: str
+    """What the last tick decided."""
+
+    variant: str = Field(description="Variant to run (in Recommend mode: to recommend).")
+    replicas: int = Field(description="Replicas of it.")
+    action: Literal["stay", "scale", "switch", "hold"] = Field(
+        description="What the decision changes."
+    )
+    reasons: list[str] = Field(default_factory=list, description="Why, in words.")
+    at: str = Field(description="When (RFC 3339).")
 
 
 class RolloutStatus(_Status):
@@ -77,41 +94,58 @@ class RolloutStatus(_Status):
     phase: Phase = "Stable"
     active: str | None = Field(None, description="Variant the Service routes to.")
     target: str | None = Field(None, description="Variant being rolled to, while not Stable.")
-    target_replicas: int | None = None
-    started_at: str | None = None
-    phase_since: str | None = None
-    message: str = ""
+    target_replicas: int | None = Field(None, description="Replicas the target is scaled to.")
+    started_at: str | None = Field(None, description="When the rollout began.")
+    phase_since: str | None = Field(None, description="When the current phase began.")
+    message: str = Field("", description="What the rollout waits for or did last.")
 
 
 class SwitchRecord(_Status):
-    from_variant: str | None = Field(None, alias="from")
-    to_variant: str = Field(alias="to")
-    at: str
-    reason: str
-    outcome: Literal["completed", "rolledBack"] = "completed"
+    """One past switch (newest first in lastSwitches)."""
+
+    from_variant: str | None = Field(None, alias="from", description="Variant before.")
+    to_variant: str = Field(alias="to", description="Variant rolled to.")
+    at: str = Field(description="When it ended (RFC 3339).")
+    reason: str = Field(description="Why it started, or why it was rolled back.")
+    outcome: Literal["completed", "rolledBack"] = Field("completed", description="How it ended.")
 
 
 class ScaleDownIntent(_Status):
     """A lower replica target waiting out the stabilization window."""
 
-    since: str
-    replicas: int
+    since: str = Field(description="When a lower target was first seen.")
+    replicas: int = Field(description="Highest lower target seen since.")
 
 
 class ModelDeploymentStatus(_Status):
-    observed_generation: int | None = None
-    phase: Phase = "Stable"
-    active_variant: str | None = None
-    target_variant: str | None = None
-    replicas: int | None = None
-    hourly_cost: str | None = None
-    net_value_per_hour: str | None = None
-    observed: ObservedStatus | None = None
-    frontier: list[VariantStatus] = Field(default_factory=list)
-    decision: DecisionStatus | None = None
-    rollout: RolloutStatus = Field(default_factory=RolloutStatus)
-    conditions: list[Condition] = Field(default_factory=list)
-    last_switches: list[SwitchRecord] = Field(default_factory=list, max_length=10)
+    """Written by the operator only."""
+
+    observed_generation: int | None = Field(None, description="Spec generation last acted on.")
+    phase: Phase = Field("Stable", description="Rollout phase.")
+    active_variant: str | None = Field(None, description="Variant the Service routes to.")
+    target_variant: str | None = Field(
+        None, description="Variant being rolled to, or the best one now."
+    )
+    replicas: int | None = Field(None, description="Replicas of the active variant.")
+    hourly_cost: str | None = Field(
+        None, description="GPU cost of the active variant, USD per hour."
+    )
+    net_value_per_hour: str | None = Field(None, description="Its value minus cost, USD per hour.")
+    observed: ObservedStatus | None = Field(None, description="What the last tick read.")
+    frontier: list[VariantStatus] = Field(
+        default_factory=list, description="Every variant at the observed load."
+    )
+    decision: DecisionStatus | None = Field(None, description="The last decision and its reasons.")
+    rollout: RolloutStatus = Field(
+        default_factory=RolloutStatus, description="Rollout state machine."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded, MetricsAvailable, SpecValid.",
+    )
+    last_switches: list[SwitchRecord] = Field(
+        default_factory=list, max_length=10, description="Newest first."
+    )
     capacity_corrections: dict[str, float] = Field(
         default_factory=dict,
         description="Per variant: live capacity / profiled capacity (1.0 = as profiled).",

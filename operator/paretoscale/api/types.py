@@ -143,6 +143,8 @@ class GpuPool(_Model):
 
 
 class GpuRequest(_Model):
+    """The GPUs one replica of a variant needs."""
+
     type: GpuType = Field(description="GPU type this variant runs on; must be listed in gpus.")
     count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
 
