@@ -1,0 +1,169 @@
+"""The data-plane bridge without a cluster: which pods get a simulator (pure), and the
+process lifecycle and target files with real simulator subprocesses and fake pod lists."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from paretoscale.sim.bridge import Bridge, desired_sims, gpu_type_for, target_labels
+from paretoscale.sim.kube import PodInfo, sanitize_label, vllm_serve_args
+
+H100 = "NVIDIA-H100-80GB-HBM3"
+SERVE = ("vllm", "serve", "meta-llama/Llama-3.1-8B-Instruct", "--dtype", "bfloat16", "--port",
+         "8000")  # fmt: skip
+
+
+def pod(
+    name: str,
+    *,
+    phase: str = "Running",
+    labels: dict[str, str] | None = None,
+    command: tuple[str, ...] = SERVE,
+    node: str | None = "gpu-0",
+    selector: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    uid: str | None = None,
+) -> PodInfo:
+    return PodInfo(
+        namespace="demo", name=name, uid=uid or f"uid-{name}", phase=phase,
+        labels=labels if labels is not None else {
+            "paretoscale.io/modeldeployment": "llama", "paretoscale.io/variant": "bf16",
+            "app.kubernetes.io/name": "vllm",
+        },
+        command=command, env=env or {}, node_name=node, node_selector=selector or {},
+    )  # fmt: skip
+
+
+NODES = {
+    "gpu-0": {"nvidia.com/gpu.product": H100},
+    "gpu-1": {"nvidia.com/gpu.product": "NVIDIA-L4"},
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (SERVE, list(SERVE[1:])),
+        (("/usr/local/bin/vllm", "serve", "m"), ["serve", "m"]),
+        (("sh", "-c", "exec vllm serve m --port 1"), ["serve", "m", "--port", "1"]),
+        (("serve", "m"), ["serve", "m"]),  # image entrypoint is vllm
+        (("python", "app.py", "serve"), None),
+        (("nginx",), None),
+    ],
+    ids=["vllm-serve", "abs-path", "shell", "args-only", "other-serve", "not-vllm"],
+)
+def test_vllm_serve_args(command: tuple[str, ...], expected: list[str] | None) -> None:
+    assert vllm_serve_args(command) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [("paretoscale.io/modeldeployment", "modeldeployment"), ("paretoscale.io/variant", "variant"),
+     ("app.kubernetes.io/name", "label_app_kubernetes_io_name"), ("tier", "label_tier")],
+)  # fmt: skip
+def test_label_sanitizing(key: str, label: str) -> None:
+    assert sanitize_label(key) == label
+
+
+def test_desired_sims_table() -> None:
+    pods = [
+        pod("running"),
+        pod("pending", phase="Pending"),
+        pod("unlabelled-vllm", labels={}),
+        pod("labelled-not-vllm", command=("nginx",)),
+        pod("other", labels={}, command=("nginx",)),
+        pod("l4", node="gpu-1"),
+        pod("by-selector", node=None, selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}),
+        pod("unknown-gpu", node="cpu-0"),
+        pod("slow", env={"PARETOSCALE_SIM_SPEED": "0.8", "PARETOSCALE_SIM_STARTUP_DELAY_S": "5"}),
+    ]
+    wanted, warnings = desired_sims(pods, NODES, "H100")
+    assert sorted(wanted) == ["demo/by-selector", "demo/l4", "demo/running", "demo/slow",
+                              "demo/unknown-gpu", "demo/unlabelled-vllm"]  # fmt: skip
+    assert wanted["demo/l4"].gpu_type == "L4"
+    assert wanted["demo/by-selector"].gpu_type == "A100"
+    assert wanted["demo/unknown-gpu"].gpu_type == "H100"
+    assert wanted["demo/slow"].sim_flags == ("--sim-speed", "0.8", "--sim-startup-delay-s", "5")
+    assert any("labelled-not-vllm" in w for w in warnings)
+    assert any("unknown-gpu" in w for w in warnings)
+    argv = wanted["demo/running"].argv("python", 1234)
+    assert argv[:6] == ["python", "-m", "paretoscale.sim", "serve",
+                        "meta-llama/Llama-3.1-8B-Instruct", "--dtype"]  # fmt: skip
+    assert argv[argv.index("--port", 8) + 1] == "1234"  # ours comes after the pod's --port
+    assert gpu_type_for(pod("x", node="gpu-0"), NODES) == "H100"
+    assert target_labels(pod("x")) == {
+        "namespace": "demo", "pod": "x", "modeldeployment": "llama", "variant": "bf16",
+        "label_app_kubernetes_io_name": "vllm",
+    }  # fmt: skip
+
+
+def _wait_healthy(endpoint: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{endpoint}/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{endpoint} never became healthy")
+
+
+def test_bridge_runs_and_stops_simulators(tmp_path: Path) -> None:
+    file_sd, state = tmp_path / "sd", tmp_path / "state"
+    bridge = Bridge(None, file_sd, state_dir=state, api=object(), grace_s=5.0)
+    pods = [pod("a"), pod("b", labels={"paretoscale.io/variant": "fp8"})]
+    try:
+        bridge.reconcile_once(pods, NODES)
+        endpoints = bridge.endpoints()
+        assert sorted(endpoints) == ["demo/a", "demo/b"]
+        for endpoint in endpoints.values():
+            _wait_healthy(endpoint)
+        registry = json.loads((state / "endpoints.json").read_text())
+        assert registry == endpoints
+        groups = json.loads((file_sd / "paretoscale-sims.json").read_text())
+        assert {g["labels"]["pod"]: g["targets"] for g in groups} == {
+            "a": [endpoints["demo/a"]],
+            "b": [endpoints["demo/b"]],
+        }
+        procs = dict((k, c.proc) for k, c in bridge._children.items())
+        # pod b goes away, pod a is replaced by a new incarnation (new uid)
+        bridge.reconcile_once([pod("a", uid="uid-a-2")], NODES)
+        assert procs["demo/b"].poll() is not None and procs["demo/a"].poll() is not None
+        assert sorted(bridge.endpoints()) == ["demo/a"]
+        new_a = bridge._children["demo/a"].proc
+        # a pod that stops Running loses its simulator
+        bridge.reconcile_once([pod("a", uid="uid-a-2", phase="Succeeded")], NODES)
+        assert new_a.poll() is not None and bridge.endpoints() == {}
+        bridge.reconcile_once([pod("c")], NODES)
+        last = bridge._children["demo/c"].proc
+    finally:
+        bridge.stop()
+    assert last.poll() is not None
+    assert json.loads((file_sd / "paretoscale-sims.json").read_text()) == []
+    assert json.loads((state / "endpoints.json").read_text()) == {}
+    assert (state / "logs" / "demo_a.log").exists()
+
+
+def test_crashed_simulator_is_restarted_with_backoff(tmp_path: Path) -> None:
+    bridge = Bridge(None, tmp_path, api=object())
+    bad = pod("bad", command=("vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"), node="gpu-1")
+    try:
+        bridge.reconcile_once([bad], NODES)  # 70B on one L4 exits 1 (does not fit)
+        first = bridge._children["demo/bad"].proc
+        first.wait(timeout=30)
+        assert first.returncode == 1
+        bridge.reconcile_once([bad], NODES)
+        second = bridge._children["demo/bad"]
+        assert second.proc is not first and second.restarts == 1
+        second.proc.wait(timeout=30)
+        bridge.reconcile_once([bad], NODES)  # back-off: not yet
+        assert bridge._children["demo/bad"] is second
+        assert json.loads((tmp_path / "paretoscale-sims.json").read_text()) == []
+    finally:
+        bridge.stop()
