@@ -1,0 +1,221 @@
+"""What Prometheus would show a policy: scraped vLLM metrics, delayed, windowed and noisy.
+
+The run loop records, per tick and variant, what the Ready replicas exported (`Scrapes`);
+a policy deciding at the start of tick k sees `PromView(scrapes, k)`, built like the
+operator's queries:
+- delay: the last `delay_ticks` ticks are not scraped yet (scrape interval + evaluation lag);
+  the window is the `window_ticks` ticks before that (rate(...[2m]) at 30 s ticks: 4);
+- request rate: rate(vllm:request_success_total[w]) = requests finished in the window /
+  window seconds, times a lognormal scrape-alignment noise (sigma RATE_NOISE). Finished, not
+  arrived: requests that clients abandon after the queue timeout count (vLLM counts them
+  with finished_reason="abort"), but a growing queue is not seen until it times out;
+- latency: histogram_quantile(q, sum by (le) (rate(..._bucket[w]))) over the variant's
+  replicas: bucket counts drawn per tick (multinomial over vLLM's bucket edges from the perf
+  table's latency distribution; requests that waited in a queue land in the bucket of their
+  wait) and the quantile interpolated linearly inside its bucket (`histogram_quantile`);
+- gauges: vllm:kv_cache_usage_perc and vllm:num_requests_waiting per replica, sampled once
+  per tick (waiting ~ Poisson(mean), KV x (1 + 0.05 N(0, 1))), read as max_over_time[1m].
+Before the replay starts the fleet is assumed to have served the first tick's demand; a
+window that would reach before tick 0 uses what exists, and with nothing scraped yet the
+rate reads as the first tick's demand (the metrics the operator had before the replay).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from paretoscale.replay.fleet import Served
+from paretoscale.replay.perf import X_MAX, PerfTable
+
+RATE_NOISE = 0.03
+KV_NOISE = 0.05
+
+
+def histogram_quantile(q: float, edges: Sequence[float], counts: Sequence[float]) -> float | None:
+    """Prometheus' histogram_quantile over non-cumulative bucket counts (the last count is the
+    +Inf bucket): rank = q x total; in the bucket (lo, hi] that holds the rank, the value is
+    lo + (hi - lo) x (rank - below) / in_bucket, lo = 0 for the first bucket; a rank in the
+    +Inf bucket returns the highest finite edge. None without observations."""
+    found = quantile_reading(q, edges, counts)
+    return None if found is None else found[0]
+
+
+def quantile_reading(
+    q: float, edges: Sequence[float], counts: Sequence[float]
+) -> tuple[float, bool] | None:
+    """histogram_quantile's value, and whether the rank fell in the +Inf (overflow) bucket,
+    where the value is only a lower bound (observe/histogram.py's in_overflow_bucket)."""
+    total = float(sum(counts))
+    if total <= 0:
+        return None
+    rank = q * total
+    below = 0.0
+    for i, c in enumerate(counts):
+        if below + c >= rank and c > 0:
+            if i >= len(edges):
+                return float(edges[-1]), True
+            lo = edges[i - 1] if i > 0 else 0.0
+            return float(lo + (edges[i] - lo) * (rank - below) / c), False
+        below += c
+    return float(edges[-1]), True
+
+
+class Scrapes:
+    """Per tick and variant, what the variant's Ready replicas exported. Filled by the run
+    loop in tick order (the only mutable object of a replay, local to one policy's run)."""
+
+    def __init__(
+        self, ticks: int, variants: int, edges: Sequence[float], histograms: bool, seed: int
+    ) -> None:
+        self.edges = tuple(edges)
+        self.completions = np.zeros((ticks, variants))
+        self.ready = np.zeros((ticks, variants))
+        self.kv = np.zeros((ticks, variants))
+        self.waiting = np.zeros((ticks, variants))
+        self.tokens = np.zeros((ticks, variants))
+        self.hist: npt.NDArray[np.float64] | None = (
+            np.zeros((ticks, variants, len(edges) + 1)) if histograms else None
+        )
+        self.rng = np.random.default_rng([seed, 2])
+        self.rate_noise = np.exp(RATE_NOISE * self.rng.standard_normal(ticks))
+
+    def record(
+        self,
+        tick: int,
+        v: int,
+        s: Served,
+        ready: int,
+        table: PerfTable,
+        scale: int,
+        tokens_per_request: float,
+        tick_s: float,
+    ) -> None:
+        """Record variant v's scrape of tick k from what it served (see module docstring)."""
+        self.completions[tick, v] = s.served + s.dropped  # finished_reason stop|length|abort
+        self.ready[tick, v] = ready
+        self.tokens[tick, v] = s.served * tokens_per_request
+        if ready <= 0:
+            return
+        i, w = table.position(min(s.load_x, X_MAX))
+        kv = table.at(table.kv_usage[scale], i, w)
+        queue_start = s.served + s.queue_end + s.dropped - s.arrivals
+        queued = (queue_start + s.queue_end) / 2.0
+        waiting = table.at(table.waiting[scale], i, w) + queued / ready
+        self.kv[tick, v] = min(1.0, max(0.0, kv * (1.0 + KV_NOISE * self.rng.standard_normal())))
+        self.waiting[tick, v] = float(self.rng.poisson(max(waiting, 0.0)))
+        if self.hist is None or s.served <= 0:
+            return
+        n = round(s.served)
+        if n <= 0:
+            return
+        late = min(n, max(0, round(s.served - s.on_time)))
+        cdf = table.bucket_cdf[scale]
+        lo, hi = cdf[i], cdf[i + 1]
+        probs = np.diff(
+            np.array([0.0, *(a + (b - a) * w for a, b in zip(lo, hi, strict=True)), 1.0])
+        )
+        counts = self.rng.multinomial(n - late, np.clip(probs, 0.0, None) / max(probs.sum(), 1e-12))
+        if late:
+            wait_s = queued / (ready * table.max_rps[scale])
+            latency = table.limit_latency_s[scale] + wait_s
+            counts[bisect.bisect_left(self.edges, latency)] += late
+        self.hist[tick, v] = counts
+
+
+@dataclass(frozen=True)
+class PromView:
+    """The metrics a policy deciding at the start of `tick` can read."""
+
+    scrapes: Scrapes
+    tick: int
+    tick_s: float
+    delay_ticks: int
+    window_ticks: int
+    prior_rate_rps: float
+
+    def _window(self) -> slice | None:
+        end = self.tick - self.delay_ticks
+        if end <= 0:
+            return None
+        return slice(max(0, end - self.window_ticks), end)
+
+    def rate_rps(self, v: int | None = None) -> float:
+        """rate(vllm:request_success_total[w]) summed over all variants (or variant v)."""
+        win = self._window()
+        if win is None:
+            return self.prior_rate_rps
+        rows = self.scrapes.completions[win]
+        total = float(rows.sum() if v is None else rows[:, v].sum())
+        seconds = float(win.stop - win.start) * self.tick_s
+        noise = float(self.scrapes.rate_noise[win.stop - 1])
+        return total / seconds * noise
+
+    def tokens_per_request(self) -> float | None:
+        """(prompt + generation tokens) / finished requests over the window."""
+        win = self._window()
+        if win is None:
+            return None
+        n = float(self.scrapes.completions[win].sum())
+        return float(self.scrapes.tokens[win].sum()) / n if n > 0 else None
+
+    def rate_per_replica_rps(self, v: int) -> float | None:
+        """Completions per Ready-replica-second of variant v over the window."""
+        win = self._window()
+        if win is None:
+            return None
+        replica_s = float(self.scrapes.ready[win, v].sum()) * self.tick_s
+        if replica_s <= 0:
+            return None
+        return float(self.scrapes.completions[win, v].sum()) / replica_s
+
+    def latency_quantile(self, v: int, q: float, min_count: float = 20.0) -> float | None:
+        """histogram_quantile(q) of variant v's latency histogram over the window; None with
+        fewer than min_count observations."""
+        found = self.latency_reading(v, q, min_count)
+        return None if found is None else found[0]
+
+    def latency_reading(
+        self, v: int, q: float, min_count: float = 1.0
+    ) -> tuple[float, bool] | None:
+        """(histogram_quantile(q), in the overflow bucket) of variant v over the window."""
+        win = self._window()
+        if win is None or self.scrapes.hist is None:
+            return None
+        counts = self.scrapes.hist[win, v].sum(axis=0)
+        if counts.sum() < min_count:
+            return None
+        return quantile_reading(q, self.scrapes.edges, counts.tolist())
+
+    def requests_in_window(self, v: int) -> float | None:
+        """Requests variant v finished in the window (rollout analysis needs >= 20)."""
+        win = self._window()
+        if win is None:
+            return None
+        return float(self.scrapes.completions[win, v].sum())
+
+    def gauge_max(self, v: int, name: str, ticks: int = 2) -> float | None:
+        """max_over_time(gauge[ticks x tick_s]) of variant v's per-replica gauge ("kv" or
+        "waiting"), over ticks where it had Ready replicas; None when none did."""
+        end = self.tick - self.delay_ticks
+        if end <= 0:
+            return None
+        values = self.scrapes.kv if name == "kv" else self.scrapes.waiting
+        ready = self.scrapes.ready
+        best: float | None = None
+        for k in range(max(0, end - ticks), end):
+            if ready[k, v] > 0:
+                x = float(values[k, v])
+                best = x if best is None or x > best else best
+        return best
+
+    def waiting_total(self, v: int) -> float | None:
+        """sum(vllm:num_requests_waiting) over variant v's Ready replicas at the last scrape."""
+        end = self.tick - self.delay_ticks
+        if end <= 0:
+            return None
+        return float(self.scrapes.waiting[end - 1, v] * self.scrapes.ready[end - 1, v])

@@ -1,0 +1,308 @@
+"""The policies a replay compares, each behind one small interface: decide(tick) -> target.
+
+A policy is frozen configuration; what it remembers between ticks travels in
+`FleetTarget.memory` and comes back as `TickInput.memory`, so every policy is a pure function
+of its inputs. What the baselines run, as teams run them today:
+
+- `static:<variant>+hpa`: one variant, scaled by the Kubernetes HPA on utilization = request
+  rate per replica / the variant's declared capacity at the SLO, target = spec
+  targetUtilization (what KServe users run); `hpa_step` is the HPA's rule.
+- `keda-queue`: the best-quality variant, scaled by KEDA on vllm:num_requests_waiting with an
+  average-value target of 5 per replica (vLLM production-stack's default), through the HPA.
+- `wva-saturation`: llm-d workload-variant-autoscaler's saturation analyzer (`wva_targets`);
+  every variant pre-deployed at its minimum replicas, traffic balanced by capacity.
+The operator's own policy is in operator_policy.py; the hindsight ceiling in oracle.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
+
+from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
+from paretoscale.decide.evaluate import evaluate, variant_capacity
+from paretoscale.replay.fleet import FleetTarget
+from paretoscale.replay.observe import PromView
+
+HPA_TOLERANCE = 0.1
+HPA_SCALE_DOWN_WINDOW_S = 300.0
+KEDA_WAITING_PER_REPLICA = 5.0
+WVA_KV_THRESHOLD = 0.80
+WVA_QUEUE_THRESHOLD = 5.0
+WVA_KV_SPARE_TRIGGER = 0.10
+WVA_QUEUE_SPARE_TRIGGER = 3.0
+
+
+@dataclass(frozen=True)
+class TickInput:
+    """What a policy sees at the start of a tick: Prometheus (delayed, noisy), the replicas
+    the Kubernetes API shows per variant (spec order), live GPU prices, its own memory."""
+
+    tick: int
+    now_s: float
+    view: PromView
+    existing: tuple[int, ...]
+    ready: tuple[int, ...]
+    prices: Mapping[str, float]
+    memory: object
+
+
+class Policy(Protocol):
+    """One way to run a ModelDeployment's fleet."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def needs_histograms(self) -> bool: ...
+
+    def decide(self, tick: TickInput) -> FleetTarget: ...
+
+
+def bounds(spec: ModelDeploymentSpec, variant: VariantSpec, floor: int = 0) -> tuple[int, int]:
+    """(min, max) replicas of a variant: its own bounds, else spec.traffic's; min >= floor."""
+    lo = variant.min_replicas if variant.min_replicas is not None else spec.traffic.min_replicas
+    hi = variant.max_replicas if variant.max_replicas is not None else spec.traffic.max_replicas
+    return max(lo, floor), max(hi, floor)
+
+
+def declared_capacity_rps(spec: ModelDeploymentSpec, variant: VariantSpec) -> float:
+    """The variant's capacity per replica at the SLO from its declared profile (or the FLOP
+    estimate), as decide/evaluate.py computes it, without live correction [req/s]."""
+    cap, _ = variant_capacity(variant, spec.slo.seconds, None, None)
+    return cap
+
+
+def best_quality_variant(spec: ModelDeploymentSpec, rate_rps: float) -> str:
+    """The highest-quality variant; ties go to the lower hourly cost at rate_rps."""
+    evals = {e.name: e for e in evaluate(spec, rate_rps, {}, {})}
+    return min(spec.variants, key=lambda v: (-v.quality, evals[v.name].hourly_cost_usd)).name
+
+
+def cheapest_feasible_variant(spec: ModelDeploymentSpec, peak_rps: float) -> str:
+    """The variant with the lowest hourly cost that the declared profiles say can serve
+    peak_rps within the SLO and the inventory; the best-quality one if none can."""
+    feasible = [e for e in evaluate(spec, peak_rps, {}, {}) if e.feasible]
+    if not feasible:
+        return best_quality_variant(spec, peak_rps)
+    return min(feasible, key=lambda e: (e.hourly_cost_usd, -e.quality, e.name)).name
+
+
+@dataclass(frozen=True)
+class HpaMemory:
+    """The HPA's replica count and its recent recommendations (time [s], replicas)."""
+
+    replicas: int
+    recommendations: tuple[tuple[float, int], ...] = ()
+
+
+def hpa_step(
+    current: int,
+    ratio: float,
+    lo: int,
+    hi: int,
+    memory: HpaMemory | None,
+    now_s: float,
+    window_s: float = HPA_SCALE_DOWN_WINDOW_S,
+) -> HpaMemory:
+    """The HPA's rule: raw = ceil(current x ratio) (ratio = metric / target), kept at current
+    when |ratio - 1| <= 0.1, bounded to [lo, hi]; up at once, down only to the highest raw
+    recommendation of the last window_s (scale-down stabilization)."""
+    if current <= 0:
+        raw = lo
+    elif abs(ratio - 1.0) <= HPA_TOLERANCE:
+        raw = current
+    else:
+        raw = math.ceil(current * ratio - 1e-9)
+    raw = min(max(raw, lo), hi)
+    past = memory.recommendations if memory else ()
+    recent = (*((t, r) for t, r in past if t > now_s - window_s), (now_s, raw))
+    new = raw if raw > current else min(current, max(r for _, r in recent))
+    return HpaMemory(new, recent)
+
+
+@dataclass(frozen=True)
+class StaticHpa:
+    """One variant, scaled by the HPA on request rate per replica vs its declared capacity."""
+
+    spec: ModelDeploymentSpec
+    variant: str
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"static:{self.variant}+hpa"
+
+    @property
+    def needs_histograms(self) -> bool:
+        return False
+
+    def decide(self, tick: TickInput) -> FleetTarget:
+        v = next(v for v in self.spec.variants if v.name == self.variant)
+        lo, hi = bounds(self.spec, v, floor=1)
+        memory = tick.memory if isinstance(tick.memory, HpaMemory) else None
+        target_rps = declared_capacity_rps(self.spec, v) * self.spec.traffic.target_utilization
+        rate = tick.view.rate_rps()
+        if memory is None:  # the first tick: sized for the load the metrics show
+            need = math.ceil(rate / target_rps - 1e-9) if target_rps > 0 else hi
+            memory = HpaMemory(min(max(need, lo), hi))
+        current = memory.replicas
+        ratio = rate / (current * target_rps) if current > 0 and target_rps > 0 else 1.0
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
+
+
+@dataclass(frozen=True)
+class KedaQueue:
+    """One variant, scaled on sum(vllm:num_requests_waiting) / 5 per replica (KEDA -> HPA)."""
+
+    spec: ModelDeploymentSpec
+    variant: str
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"keda-queue:{self.variant}"
+
+    @property
+    def needs_histograms(self) -> bool:
+        return False
+
+    def decide(self, tick: TickInput) -> FleetTarget:
+        index = [v.name for v in self.spec.variants].index(self.variant)
+        v = self.spec.variants[index]
+        lo, hi = bounds(self.spec, v, floor=1)
+        memory = tick.memory if isinstance(tick.memory, HpaMemory) else HpaMemory(lo)
+        current = memory.replicas
+        waiting = tick.view.waiting_total(index) or 0.0
+        ratio = waiting / (current * KEDA_WAITING_PER_REPLICA) if current > 0 else 1.0
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
+
+
+@dataclass(frozen=True)
+class WvaVariant:
+    """One variant as the saturation analyzer sees it: Ready replicas and their gauges."""
+
+    name: str
+    ready: int
+    existing: int
+    kv_usage: float | None  # max_over_time[1m] per replica
+    waiting: float | None
+    usd_per_capacity: float  # hourly cost of a replica / its capacity: the cheapness order
+    min_replicas: int
+    max_replicas: int
+    room: bool  # GPUs are free for one more replica
+
+
+def wva_targets(variants: Sequence[WvaVariant]) -> dict[str, int]:
+    """llm-d WVA's saturation rule (capacity-only mode).
+
+    A replica is saturated at KV >= 0.80 or >= 5 waiting. Over non-saturated Ready replicas:
+    spare_kv = mean(0.80 - kv), spare_queue = mean(5 - waiting). Scale up when there is none,
+    or spare_kv < 0.10 or spare_queue < 3: the cheapest variant (USD per unit of capacity;
+    name breaks ties) with room gets Ready + 1, unless replicas are still loading (no cascade).
+    Scale down when safe: >= 2 non-saturated replicas and the load spread over one fewer
+    keeps spare_kv >= 0.10 and spare_queue >= 3: the most expensive variant above its minimum
+    gets Ready - 1. Others keep their replicas.
+    """
+    targets = {v.name: max(v.existing, v.min_replicas) for v in variants}
+    measured = [v for v in variants if v.ready > 0 and v.kv_usage is not None]
+    if not measured:
+        return targets
+    calm = [
+        v
+        for v in measured
+        if (v.kv_usage or 0.0) < WVA_KV_THRESHOLD and (v.waiting or 0.0) < WVA_QUEUE_THRESHOLD
+    ]
+    n_calm = sum(v.ready for v in calm)
+    kv_load = sum((v.kv_usage or 0.0) * v.ready for v in calm)
+    queue_load = sum((v.waiting or 0.0) * v.ready for v in calm)
+    if n_calm == 0:
+        scale_up = True
+    else:
+        spare_kv = WVA_KV_THRESHOLD - kv_load / n_calm
+        spare_queue = WVA_QUEUE_THRESHOLD - queue_load / n_calm
+        scale_up = spare_kv < WVA_KV_SPARE_TRIGGER or spare_queue < WVA_QUEUE_SPARE_TRIGGER
+    loading = any(v.existing > v.ready for v in variants)
+    if scale_up:
+        if loading:
+            return targets
+        grow = [v for v in variants if v.room and v.existing < v.max_replicas]
+        if grow:
+            pick = min(grow, key=lambda v: (v.usd_per_capacity, v.name))
+            targets[pick.name] = pick.ready + 1
+        return targets
+    if n_calm >= 2:
+        after_kv = WVA_KV_THRESHOLD - kv_load / (n_calm - 1)
+        after_queue = WVA_QUEUE_THRESHOLD - queue_load / (n_calm - 1)
+        if after_kv >= WVA_KV_SPARE_TRIGGER and after_queue >= WVA_QUEUE_SPARE_TRIGGER:
+            shrink = [v for v in variants if v.ready > v.min_replicas and v.ready == v.existing]
+            if shrink:
+                pick = max(shrink, key=lambda v: (v.usd_per_capacity, v.name))
+                targets[pick.name] = pick.ready - 1
+    return targets
+
+
+@dataclass(frozen=True)
+class WvaSaturation:
+    """Every variant pre-deployed; replicas moved by `wva_targets`; no quality term."""
+
+    spec: ModelDeploymentSpec
+    label: str = "wva-saturation"
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def needs_histograms(self) -> bool:
+        return False
+
+    @cached_property
+    def _cost_order(self) -> dict[str, float]:
+        """USD per hour per req/s of declared capacity, per variant (spec prices)."""
+        prices = {g.type: float(g.usd_per_hour) for g in self.spec.gpus}
+        return {
+            v.name: v.gpu.count
+            * prices[v.gpu.type]
+            / max(declared_capacity_rps(self.spec, v), 1e-9)
+            for v in self.spec.variants
+        }
+
+    def decide(self, tick: TickInput) -> FleetTarget:
+        spec = self.spec
+        names = tuple(v.name for v in spec.variants)
+        cost_order = self._cost_order
+        if tick.memory is None:  # pre-deployed: every variant at its minimum, the cheapest
+            first = {v.name: bounds(spec, v)[0] for v in spec.variants}  # sized for the load
+            cheapest = min(spec.variants, key=lambda v: (cost_order[v.name], v.name))
+            cap = declared_capacity_rps(spec, cheapest) * spec.traffic.target_utilization
+            lo, hi = bounds(spec, cheapest)
+            need = math.ceil(tick.view.rate_rps() / cap - 1e-9) if cap > 0 else hi
+            first[cheapest.name] = min(max(need, lo), hi)
+            return FleetTarget(first, names, "capacity", True)
+        used: dict[str, int] = {}
+        for v, n in zip(spec.variants, tick.existing, strict=True):
+            used[v.gpu.type] = used.get(v.gpu.type, 0) + n * v.gpu.count
+        inventory = {g.type: g.available for g in spec.gpus}
+        rows = []
+        for i, v in enumerate(spec.variants):
+            lo, hi = bounds(spec, v)
+            rows.append(
+                WvaVariant(
+                    v.name,
+                    tick.ready[i],
+                    tick.existing[i],
+                    tick.view.gauge_max(i, "kv"),
+                    tick.view.gauge_max(i, "waiting"),
+                    cost_order[v.name],
+                    lo,
+                    hi,
+                    used[v.gpu.type] + v.gpu.count <= inventory[v.gpu.type],
+                )
+            )
+        return FleetTarget(wva_targets(rows), names, "capacity", True)
