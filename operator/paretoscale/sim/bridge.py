@@ -52,6 +52,10 @@ from paretoscale.sim.kube import (
 )
 
 FILE_SD_NAME = "paretoscale-sims.json"
+# Set by the bridge to "true" once the pod's simulator answers /health ("false" before and
+# after). KWOK's pod-ready stage for vLLM pods waits for it (hack/kubecp/kwok-stages.yaml), so
+# a pod is Ready exactly when vLLM would be: not while it loads, not after it died.
+HEALTH_ANNOTATION = "sim.paretoscale.io/healthy"
 _PRODUCT_TO_GPU = {g.product_label: g.type for g in GPUS.values()}
 _ENV_FLAGS = {
     "PARETOSCALE_SIM_SPEED": "--sim-speed",
@@ -125,6 +129,30 @@ def desired_sims(
         wanted[pod.key] = SimSpec(pod.key, pod.uid, tuple(serve), gpu, tuple(flags),
                                   target_labels(pod))  # fmt: skip
     return wanted, warnings
+
+
+def health_patches(
+    pods: Sequence[PodInfo], healthy: Mapping[str, bool]
+) -> list[tuple[str, str, str]]:
+    """(namespace, pod, "true"|"false") for every simulated pod whose annotation is stale."""
+    out = []
+    for pod in pods:
+        if pod.key not in healthy:
+            continue
+        want = "true" if healthy[pod.key] else "false"
+        if pod.annotations.get(HEALTH_ANNOTATION) != want:
+            out.append((pod.namespace, pod.name, want))
+    return out
+
+
+def _answers_health(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
+            return bool(r.status == 200)
+    except Exception:
+        return False
 
 
 def free_loopback_port() -> int:
@@ -261,7 +289,7 @@ class Bridge:
                 current = self._children.get(key)
                 if current is None:
                     self._children[key] = self._spawn(spec)
-                elif current.proc.poll() is not None and now >= child.restart_at:
+                elif current.proc.poll() is not None and now >= current.restart_at:
                     code = current.proc.returncode
                     print(f"WARNING bridge: simulator for {key} exited ({code}); restarting",
                           file=sys.stderr)  # fmt: skip
@@ -269,6 +297,21 @@ class Bridge:
                     restarted.restart_at = now + min(60.0, 2.0**restarted.restarts)
                     self._children[key] = restarted
         self._write_files()
+        self._publish_health(pods)
+
+    def _publish_health(self, pods: Sequence[PodInfo]) -> None:
+        with self._lock:
+            ports = {k: c.port for k, c in self._children.items() if c.proc.poll() is None}
+        healthy = {k: _answers_health(p) for k, p in ports.items()}
+        for ns, name, value in health_patches(pods, healthy):
+            from kubernetes import client
+
+            try:
+                client.CoreV1Api(self._api).patch_namespaced_pod(
+                    name, ns, {"metadata": {"annotations": {HEALTH_ANNOTATION: value}}}
+                )
+            except Exception as exc:  # the pod may be going away; next pass retries
+                print(f"WARNING bridge: annotating {ns}/{name}: {exc}", file=sys.stderr)
 
     def _spawn(self, spec: SimSpec, restarts: int = 0) -> _Child:
         port = free_loopback_port()

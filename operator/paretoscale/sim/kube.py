@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class PodInfo:
     env: Mapping[str, str]
     node_name: str | None
     node_selector: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -64,6 +65,7 @@ def pod_info(pod: Any) -> PodInfo:
         labels=dict(meta.labels or {}), command=command, env=env,
         node_name=spec.node_name if spec else None,
         node_selector=dict((spec.node_selector or {}) if spec else {}),
+        annotations=dict(meta.annotations or {}),
     )  # fmt: skip
 
 

@@ -167,3 +167,21 @@ def test_crashed_simulator_is_restarted_with_backoff(tmp_path: Path) -> None:
         assert json.loads((tmp_path / "paretoscale-sims.json").read_text()) == []
     finally:
         bridge.stop()
+
+
+def test_health_annotation_patches_only_what_is_stale() -> None:
+    from dataclasses import replace
+
+    from paretoscale.sim.bridge import HEALTH_ANNOTATION, health_patches
+
+    loading = pod("a")  # simulator not answering yet, no annotation: mark it false
+    ready = replace(pod("b"), annotations={HEALTH_ANNOTATION: "false"})  # now answers
+    same = replace(pod("c"), annotations={HEALTH_ANNOTATION: "true"})  # nothing to do
+    died = replace(pod("d"), annotations={HEALTH_ANNOTATION: "true"})  # stopped answering
+    other = pod("e")  # no simulator for it: not touched
+    healthy = {"demo/a": False, "demo/b": True, "demo/c": True, "demo/d": False}
+    assert health_patches([loading, ready, same, died, other], healthy) == [
+        ("demo", "a", "false"),
+        ("demo", "b", "true"),
+        ("demo", "d", "false"),
+    ]
