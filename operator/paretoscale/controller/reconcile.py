@@ -183,6 +183,7 @@ async def _reconcile(
             f"p{spec.slo.percentile:g} {spec.slo.latency}",
             seen.requests_in_window.get(target or ""),
             None,
+            seen.latency_s.get(state0.active or ""),
         )
         result_step = step(state0, decision, deployments, verdict, spec.rollout, now)
         owner = Owner(name, ns, meta["uid"])

@@ -51,6 +51,8 @@ def variant_capacity(
         gpu.bf16_dense_tflops * 1e12,
         variant.gpu.count,
     )
+    if correction is not None and correction > 0:
+        return cap * correction, "live"
     return cap, "estimate"
 
 

@@ -9,6 +9,8 @@ missing metrics never move anything.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.evaluate import evaluate
 from paretoscale.decide.guards import (
@@ -32,12 +34,16 @@ def best_variant(evals: tuple[VariantEval, ...]) -> VariantEval | None:
     )
 
 
-def _fallback(evals: tuple[VariantEval, ...], active: str | None) -> VariantEval:
-    """When nothing meets the SLO: keep the active variant, else the one with most capacity."""
+def _fallback(
+    evals: tuple[VariantEval, ...], active: str | None, blocked: Mapping[str, str]
+) -> VariantEval:
+    """When nothing meets the SLO: keep the active variant, else the one with most capacity
+    that was not just rolled back (any, if all were)."""
     for e in evals:
         if e.name == active:
             return e
-    return max(evals, key=lambda e: (e.capacity_rps * e.replicas, e.quality))
+    candidates = [e for e in evals if e.name not in blocked] or list(evals)
+    return max(candidates, key=lambda e: (e.capacity_rps * e.replicas, e.quality))
 
 
 def _money(e: VariantEval) -> str:
@@ -92,7 +98,7 @@ def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> 
         return done(current, state.replicas, "hold", state.scale_down)
 
     if best is None:
-        chosen = _fallback(evals, state.active)
+        chosen = _fallback(evals, state.active, blocked)
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "
             f"{chosen.replicas} replicas ({chosen.reason})"

@@ -29,9 +29,15 @@ def analyze(
     slo_name: str,
     requests_in_window: float | None,
     error_ratio: float | None,
+    baseline_latency_s: float | None = None,
 ) -> Verdict:
-    """Failed when the target's latency at the SLO percentile exceeds the SLO, or more than
-    5% of its requests fail; Successful when within; Inconclusive without enough data."""
+    """Failed when more than 5% of the target's requests fail, or its latency at the SLO
+    percentile exceeds the SLO and is worse than what serves now (baseline, +10%).
+
+    Relative, not absolute: when no variant can meet the SLO (the decision says so), a target
+    that is no worse than the current variant is not rolled back. Without a baseline (a first
+    rollout) a miss is Inconclusive: there is nothing better to go back to. Inconclusive also
+    without enough traffic."""
     if error_ratio is not None and error_ratio > MAX_ERROR_RATIO:
         return Verdict(
             "Failed",

@@ -93,15 +93,33 @@ def test_invalid_spec_keeps_everything_else(spec: ModelDeploymentSpec) -> None:
 
 
 def test_corrections_learn_from_a_slow_variant(spec: ModelDeploymentSpec) -> None:
-    # fp8 shows 4.9 s at 5 req/s per replica; its profile reaches 4.9 s at 10: half as fast.
-    c = update_corrections(spec, {}, {"fp8": (5.0, 4.9)})
+    # fp8 shows 9.1 s at 9 req/s per replica; its profile reaches 9.1 s at 18: half as fast.
+    c = update_corrections(spec, {}, {"fp8": (9.0, 9.1)})
     assert c["fp8"] == pytest.approx(0.85)  # 0.7 x 1.0 + 0.3 x 0.5
     for _ in range(20):
-        c = update_corrections(spec, c, {"fp8": (5.0, 4.9)})
+        c = update_corrections(spec, c, {"fp8": (9.0, 9.1)})
     assert c["fp8"] == pytest.approx(0.5, abs=0.01)
     d = decide(spec, Observation(at=0, requests_per_s=12.0, capacity_factors=c), CurrentState())
     assert d.evaluation("fp8").capacity_basis == "live" and d.evaluation("fp8").replicas == 2
     assert update_corrections(spec, {"gone": 0.5}, {}) == {}
+
+
+def test_corrections_ignore_light_load_and_bound_beyond_the_profile(
+    spec: ModelDeploymentSpec,
+) -> None:
+    # 5 req/s is under half of fp8's 15.9 req/s capacity: a p95 there says little.
+    assert update_corrections(spec, {}, {"fp8": (5.0, 4.9)}) == {}
+    # 12 s at 9 req/s: beyond the profile's 9.1 s top, reached at 18: at most half as fast.
+    assert update_corrections(spec, {}, {"fp8": (9.0, 12.0)})["fp8"] == pytest.approx(0.85)
+
+
+def test_estimated_variant_learns_when_it_misses_the_slo() -> None:
+    path = Path(__file__).parents[3] / "examples" / "llama-70b-speculative.yaml"
+    spec70 = parse_manifests(path.read_text(), "x")[0].spec
+    # The FLOP proxy says 14.4 req/s; at 3.6 req/s per replica it misses the 25 ms ITL.
+    c = update_corrections(spec70, {}, {"int8-w8a8": (3.6, 0.04)})
+    assert c["int8-w8a8"] == pytest.approx(0.7 + 0.3 * 3.6 / 14.36, abs=0.01)
+    assert update_corrections(spec70, {}, {"int8-w8a8": (3.6, 0.01)}) == {}
 
 
 def test_recently_failed_from_last_switches() -> None:

@@ -147,6 +147,16 @@ def test_recently_failed_variant_is_not_retried(spec: ModelDeploymentSpec) -> No
 
 def test_without_prometheus_priors_drive_a_running_variant(spec: ModelDeploymentSpec) -> None:
     o = Observation(at=10_000.0, requests_per_s=None, metrics_expected=False)
-    spec2 = spec.model_copy(update={"traffic": spec.traffic.model_copy(update={"expected_requests_per_second": 30.0})})
+    spec2 = spec.model_copy(
+        update={"traffic": spec.traffic.model_copy(update={"expected_requests_per_second": 30.0})}
+    )
     d = decide(spec2, o, CurrentState(active="fp8", replicas=1, variant_since=0.0))
     assert (d.variant, d.replicas, d.action, d.rate_basis) == ("fp8", 3, "scale", "priors")
+
+
+def test_fallback_skips_recently_failed(spec: ModelDeploymentSpec) -> None:
+    # 1,000 req/s: nothing meets the SLO; the biggest-capacity variant was just rolled back.
+    d0 = decide(spec, obs(1000.0), CurrentState())
+    assert not d0.slo_met
+    d = decide(spec, obs(1000.0), CurrentState(recently_failed={d0.variant: "rolled back"}))
+    assert d.variant != d0.variant
