@@ -13,8 +13,8 @@ import yaml
 
 from paretoscale.actuate.plan import plan_changes
 from paretoscale.actuate.render import Owner, render_deployment, render_service
-from paretoscale.api.vllm import vllm_argv
 from paretoscale.api.manifest import parse_manifests
+from paretoscale.api.vllm import vllm_argv
 from paretoscale.rollout.machine import Fleet
 
 ROOT = Path(__file__).parents[3]
