@@ -53,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int)
     p.add_argument("--health-port", type=int)
     p.add_argument(
-        "--peering", help="kopf peering name for HA (one active instance); default standalone"
+        "--leader-election",
+        action="store_true",
+        default=None,
+        help="HA: run several replicas; the one holding a coordination.k8s.io Lease acts",
     )
+    p.add_argument("--lease-name", help="name of the Lease (default paretoscale)")
+    p.add_argument("--lease-namespace", help="namespace of the Lease (default: default)")
     p.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then KUBECONFIG)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p

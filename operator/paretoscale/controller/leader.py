@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from kubernetes import client
@@ -26,6 +28,10 @@ def _now() -> datetime:
 
 
 class LeaderElector:
+    """Expiry is judged on this process's clock from when it last saw the Lease change (as
+    client-go does), not from the holder's renewTime, so clock skew between nodes does not
+    matter. Every call has a timeout, so a hung renewal cannot outlive the lease."""
+
     def __init__(
         self,
         api: client.ApiClient,
@@ -34,16 +40,23 @@ class LeaderElector:
         identity: str,
         duration_s: int = 15,
         renew_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = client.CoordinationV1Api(api)
         self.namespace, self.name, self.identity = namespace, name, identity
         self.duration_s, self.renew_s = duration_s, renew_s
+        self.clock = clock
+        self.timeout_s = max(1.0, renew_s / 2)
+        self._seen: tuple[object, object] | None = None  # (holder, renewTime) last observed
+        self._seen_at = 0.0
 
     def try_acquire(self) -> bool:
         """Take or renew the Lease if it is free, expired or ours. Blocking (thread)."""
         now = _now()
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self.timeout_s
+            )
         except client.ApiException as e:
             if e.status != 404:
                 raise
@@ -58,7 +71,9 @@ class LeaderElector:
                 ),
             )
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.api.create_namespaced_lease(
+                    self.namespace, body, _request_timeout=self.timeout_s
+                )
                 return True
             except client.ApiException as e2:
                 if e2.status == 409:
@@ -67,10 +82,11 @@ class LeaderElector:
         spec = lease.spec or client.V1LeaseSpec()
         lease.spec = spec
         holder = spec.holder_identity
-        renewed = spec.renew_time or spec.acquire_time
-        expired = renewed is None or now > renewed + timedelta(
-            seconds=spec.lease_duration_seconds or self.duration_s
-        )
+        seen = (holder, spec.renew_time)
+        if seen != self._seen:
+            self._seen, self._seen_at = seen, self.clock()
+        duration = spec.lease_duration_seconds or self.duration_s
+        expired = self.clock() - self._seen_at > duration
         if holder not in (None, "", self.identity) and not expired:
             return False
         if holder != self.identity:
@@ -80,7 +96,9 @@ class LeaderElector:
         spec.renew_time = now
         spec.lease_duration_seconds = self.duration_s
         try:  # the resourceVersion in metadata makes this a compare-and-swap
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.api.replace_namespaced_lease(
+                self.name, self.namespace, lease, _request_timeout=self.timeout_s
+            )
         except client.ApiException as e:
             if e.status == 409:
                 return False
@@ -102,6 +120,23 @@ class LeaderElector:
                 last_ok = _now()
             elif _now() - last_ok > timedelta(seconds=self.duration_s - self.renew_s):
                 raise LeaseLost(f"lost lease {self.namespace}/{self.name}")
+
+    def release(self) -> None:
+        """Give the Lease up on a clean stop, so a standby takes over at once. Best effort."""
+        try:
+            lease = self.api.read_namespaced_lease(
+                self.name, self.namespace, _request_timeout=self.timeout_s
+            )
+            if lease.spec is None or lease.spec.holder_identity != self.identity:
+                return
+            lease.spec.holder_identity = None
+            lease.spec.renew_time = None
+            self.api.replace_namespaced_lease(
+                self.name, self.namespace, lease, _request_timeout=self.timeout_s
+            )
+            log.info("leader: released lease %s/%s", self.namespace, self.name)
+        except Exception as e:
+            log.warning("releasing lease %s/%s: %s", self.namespace, self.name, e)
 
     def _safe_try(self) -> bool:
         try:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from paretoscale.controller.reconcile import Context
 
@@ -39,9 +40,13 @@ async def tick_once(ctx: Context) -> int:
     return len(keys)
 
 
-async def tick_loop(ctx: Context, stop: asyncio.Event) -> None:
+async def tick_loop(
+    ctx: Context, stop: asyncio.Event, on_tick: Callable[[], None] | None = None
+) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=ctx.settings.tick_seconds)
         if not stop.is_set():
             await tick_once(ctx)
+            if on_tick is not None:
+                on_tick()

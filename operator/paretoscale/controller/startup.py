@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from paretoscale.actuate.kube import Kube
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.handlers import register
+from paretoscale.controller.health import Health
 from paretoscale.controller.leader import LeaderElector
 from paretoscale.controller.loop import tick_loop
 from paretoscale.controller.metrics import OperatorMetrics
@@ -57,27 +58,39 @@ def connection_info(c: client.Configuration) -> kopf.ConnectionInfo:
 
 
 async def run_operator(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
+    """Serve /metrics and /healthz for the whole life of the process (a standby replica
+    too), then run as the leader (with --leader-election, once the Lease is held)."""
     kube = kube_from_environment(kubeconfig)
-    if settings.leader_election:
+    metrics = OperatorMetrics.create()
+    start_http_server(settings.metrics_port, registry=metrics.registry)
+    health = Health(stale_after_s=max(60.0, 5 * settings.tick_seconds))
+    health_runner = await health.serve(settings.health_port)
+    try:
+        if not settings.leader_election:
+            await _run_active(settings, kube, metrics, health)
+            return
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         elector = LeaderElector(kube.api, settings.lease_namespace, settings.lease_name, identity)
         await elector.acquire()
-        active = asyncio.create_task(_run_active(settings, kube))
+        active = asyncio.create_task(_run_active(settings, kube, metrics, health))
         keeper = asyncio.create_task(elector.keep())
-        done, _ = await asyncio.wait({active, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (active, keeper):
-            t.cancel()
-        for t in done:
-            t.result()  # LeaseLost propagates: the process exits and restarts as a follower
-    else:
-        await _run_active(settings, kube)
+        try:
+            done, _ = await asyncio.wait({active, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                t.result()  # LeaseLost propagates: the process exits, restarts as a standby
+        finally:
+            for t in (active, keeper):
+                t.cancel()
+            await asyncio.to_thread(elector.release)
+    finally:
+        await health_runner.cleanup()
 
 
-async def _run_active(settings: OperatorSettings, kube: Kube) -> None:
+async def _run_active(
+    settings: OperatorSettings, kube: Kube, metrics: OperatorMetrics, health: Health
+) -> None:
     registry = kopf.OperatorRegistry()
     register(registry)
-    metrics = OperatorMetrics.create()
-    start_http_server(settings.metrics_port, registry=metrics.registry)
     poller = poller_for(settings)
     ctx = Context(
         settings=settings,
@@ -97,7 +110,8 @@ async def _run_active(settings: OperatorSettings, kube: Kube) -> None:
         settings.execution.max_workers = 16
 
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(tick_loop(ctx, stop))]
+    health.active = True
+    tasks = [asyncio.create_task(tick_loop(ctx, stop, on_tick=health.ticked))]
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
     try:
@@ -107,7 +121,6 @@ async def _run_active(settings: OperatorSettings, kube: Kube) -> None:
             standalone=True,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",
         )
     finally:
         stop.set()

@@ -1,0 +1,1 @@
+"""End-to-end tests on a real local control plane (see conftest.py)."""
