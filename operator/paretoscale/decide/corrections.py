@@ -3,8 +3,11 @@
 Where a variant serves, its observed latency at its observed per-replica load says how fast it
 really is relative to its profile (economics.capacity.corrected_capacity_factor). Rules, each
 learned from trace replay (docs/replay.md):
-- learn only from a replica loaded to at least half its current capacity estimate: at light
-  load a p95 read from coarse vLLM buckets says little and biased corrections low;
+- learn only from a replica loaded to at least half its *profiled* capacity, and only where
+  the profile is steep (latency 10% above its lightest point): at light load latency barely
+  moves with load, so inverting a p95 read from coarse vLLM buckets (5 s .. 10 s) amplifies
+  noise; measuring against the corrected capacity fed on itself down to the clamp;
+- one observation moves the factor by at most 2x either way;
 - a latency above the profile's highest point at a rate below its last point bounds the
   factor from above (rate / last rate): the profile cannot be inverted there, but it is clear
   that reality is slower;
@@ -25,6 +28,7 @@ from paretoscale.economics.capacity import capacity_at_slo_rps, corrected_capaci
 ALPHA = 0.3
 FACTOR_MIN, FACTOR_MAX = 0.2, 5.0
 MIN_LOAD_SHARE = 0.5
+STEEP = 1.1
 
 
 def measured_factor(
@@ -44,12 +48,18 @@ def measured_factor(
         return None
     rates = [p.requests_per_second for p in v.profile]
     lats = [p.latency_seconds for p in v.profile]
-    capacity = capacity_at_slo_rps(rates, lats, slo) * factor
-    if capacity > 0 and rate_per_replica < MIN_LOAD_SHARE * capacity:
-        return None
     if latency_s > max(lats) and rate_per_replica < rates[-1]:
-        return rate_per_replica / rates[-1]
-    return corrected_capacity_factor(rates, lats, rate_per_replica, latency_s)
+        measured: float | None = rate_per_replica / rates[-1]
+    else:
+        capacity = capacity_at_slo_rps(rates, lats, slo)
+        if capacity > 0 and rate_per_replica < MIN_LOAD_SHARE * capacity:
+            return None
+        if latency_s < STEEP * min(lats):
+            return None
+        measured = corrected_capacity_factor(rates, lats, rate_per_replica, latency_s)
+    if measured is None:
+        return None
+    return min(2 * factor, max(factor / 2, measured))
 
 
 def update_corrections(

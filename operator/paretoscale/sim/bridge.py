@@ -187,7 +187,7 @@ class Bridge:
         namespace: str | None = None,
         state_dir: str | Path | None = None,
         poll_s: float = 1.0,
-        grace_s: float = 5.0,
+        grace_s: float = 30.0,
         default_gpu: str = "H100",
         python: str = sys.executable,
         api: Any = None,
@@ -204,6 +204,7 @@ class Bridge:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self._dying: list[tuple[_Child, float]] = []
 
     # ----- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Bridge:
@@ -282,7 +283,8 @@ class Bridge:
                 if spec is None or spec.uid != child.spec.uid:
                     to_stop.append(child)
                     del self._children[key]
-        self._terminate(to_stop)
+        self._terminate(to_stop, wait=False)  # they drain in-flight requests meanwhile
+        self._reap()
         now = time.monotonic()
         with self._lock:
             for key, spec in wanted.items():
@@ -326,10 +328,32 @@ class Bridge:
         )  # fmt: skip
         return _Child(spec, port, proc, log, restarts)
 
-    def _terminate(self, children: Sequence[_Child]) -> None:
+    def _reap(self) -> None:
+        """Close what finished draining; SIGKILL what outlived the grace period."""
+        now = time.monotonic()
+        keep = []
+        for child, deadline in self._dying:
+            if child.proc.poll() is None and now < deadline:
+                keep.append((child, deadline))
+                continue
+            if child.proc.poll() is None:
+                child.proc.kill()
+                child.proc.wait()
+            if child.log is not None:
+                child.log.close()
+        self._dying = keep
+
+    def _terminate(self, children: Sequence[_Child], wait: bool = True) -> None:
+        """SIGTERM (the simulator drains in-flight requests), then SIGKILL after grace_s.
+        With wait=False, return at once and let later passes reap them."""
         for child in children:
             if child.proc.poll() is None:
                 child.proc.terminate()
+        if not wait:
+            self._dying += [(c, time.monotonic() + self.grace_s) for c in children]
+            return
+        children = [*children, *(c for c, _ in self._dying)]
+        self._dying = []
         deadline = time.monotonic() + self.grace_s
         for child in children:
             try:

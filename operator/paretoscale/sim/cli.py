@@ -28,6 +28,8 @@ from paretoscale.sim.server import ServerConfig, start_server
 from paretoscale.sim.vllm_args import VllmArgs, VllmArgsError, parse_vllm_args
 
 _USAGE = "usage: vllm serve [model_tag] [options]"
+# On SIGTERM, finish in-flight requests for up to this long (the bridge waits a little more).
+DRAIN_S = 25.0
 
 
 def _sim_parser() -> argparse.ArgumentParser:
@@ -134,7 +136,7 @@ async def _serve_forever(model: ReplicaModel, config: ServerConfig, args: VllmAr
         flush=True,
     )
     await stopper
-    await server.close()
+    await server.close(drain_s=DRAIN_S)
     return 0
 
 

@@ -76,6 +76,11 @@ class Engine:
         self._finish(ticket, "abort", now)
         self._publish_gauges()
 
+    @property
+    def in_flight(self) -> int:
+        """Requests accepted and not finished."""
+        return sum(1 for t in self._tickets.values() if not t.done)
+
     # ----- loop -------------------------------------------------------------------------------
     def start(self) -> None:
         self._task = self._loop.create_task(self._run(), name="sim-engine")

@@ -254,7 +254,16 @@ class RunningServer:
     engine: Engine
     runner: web.AppRunner
 
-    async def close(self) -> None:
+    async def close(self, drain_s: float = 0.0) -> None:
+        """Stop accepting, let in-flight requests finish for up to `drain_s`, then stop (what
+        vLLM's server does on SIGTERM within the pod's termination grace period)."""
+        if drain_s > 0:
+            for site in list(self.runner.sites):
+                await site.stop()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + drain_s
+            while self.engine.in_flight and loop.time() < deadline:
+                await asyncio.sleep(0.05)
         await self.engine.stop()
         await self.runner.cleanup()
 

@@ -134,12 +134,13 @@ def test_bridge_runs_and_stops_simulators(tmp_path: Path) -> None:
         procs = dict((k, c.proc) for k, c in bridge._children.items())
         # pod b goes away, pod a is replaced by a new incarnation (new uid)
         bridge.reconcile_once([pod("a", uid="uid-a-2")], NODES)
-        assert procs["demo/b"].poll() is not None and procs["demo/a"].poll() is not None
+        # SIGTERM at once; the idle simulators have nothing to drain and exit promptly
+        assert procs["demo/b"].wait(10) is not None and procs["demo/a"].wait(10) is not None
         assert sorted(bridge.endpoints()) == ["demo/a"]
         new_a = bridge._children["demo/a"].proc
         # a pod that stops Running loses its simulator
         bridge.reconcile_once([pod("a", uid="uid-a-2", phase="Succeeded")], NODES)
-        assert new_a.poll() is not None and bridge.endpoints() == {}
+        assert new_a.wait(10) is not None and bridge.endpoints() == {}
         bridge.reconcile_once([pod("c")], NODES)
         last = bridge._children["demo/c"].proc
     finally:
