@@ -7,6 +7,8 @@ Settings are injected into the handlers through kopf's memo, never read at impor
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,7 +35,7 @@ class OperatorSettings(BaseSettings):
     queries_file: str | None = Field(
         None, description="YAML mapping of query name -> PromQL template overriding the defaults."
     )
-    default_mode: str | None = Field(
+    default_mode: Literal["Recommend"] | None = Field(
         None, description="Force every ModelDeployment to Recommend (set 'Recommend')."
     )
     metrics_port: int = Field(9090, description="Port of the operator's own /metrics.")

@@ -82,7 +82,10 @@ def observe_md(
     for variant, f in model.variants.items():
         if f.latency is not None:
             latency[variant] = f.latency.value
-            if f.requests_per_replica_s is not None and not f.latency.in_overflow_bucket:
+            # Learn capacity only at a steady state: with requests waiting, latency is the
+            # backlog of an earlier overload (e.g. just before a scale-up), not this load's.
+            steady = f.waiting is not None and f.waiting < 1
+            if f.requests_per_replica_s is not None and not f.latency.in_overflow_bucket and steady:
                 per_replica[variant] = (f.requests_per_replica_s, f.latency.value)
         if f.requests_per_s is not None:
             requests[variant] = f.requests_per_s * window_s
