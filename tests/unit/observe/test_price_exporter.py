@@ -28,7 +28,7 @@ from paretoscale.sim.prices import (
     render_metrics,
 )
 
-AWS_P5 = Path("/work/shared/data/prices/aws_p5.48xlarge_us-east-1_daily.csv")
+AWS_P5 = Path(__file__).resolve().parents[3].parent / "shared/data/prices/aws_p5.48xlarge_us-east-1_daily.csv"
 AWS_P5_EXCERPT = Path(__file__).parent / "data" / "aws_p5_excerpt.csv"
 NODES = (FakeNode("h100-0", "H100"), FakeNode("l40s-0", "L40S"))
 
