@@ -23,12 +23,15 @@ rate reads as the first tick's demand (the metrics the operator had before the r
 from __future__ import annotations
 
 import bisect
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from paretoscale.observe.histogram import histogram_quantile as operator_quantile
 from paretoscale.replay.fleet import Served
 from paretoscale.replay.perf import X_MAX, PerfTable
 
@@ -49,20 +52,13 @@ def quantile_reading(
     q: float, edges: Sequence[float], counts: Sequence[float]
 ) -> tuple[float, bool] | None:
     """histogram_quantile's value, and whether the rank fell in the +Inf (overflow) bucket,
-    where the value is only a lower bound (observe/histogram.py's in_overflow_bucket)."""
-    total = float(sum(counts))
-    if total <= 0:
+    where the value is only a lower bound: observe/histogram.py, the operator's own reading,
+    fed the cumulative counts with the +Inf edge."""
+    cumulative = list(itertools.accumulate(float(c) for c in counts))
+    found = operator_quantile(q, [*edges, math.inf], cumulative)
+    if found is None:
         return None
-    rank = q * total
-    below = 0.0
-    for i, c in enumerate(counts):
-        if below + c >= rank and c > 0:
-            if i >= len(edges):
-                return float(edges[-1]), True
-            lo = edges[i - 1] if i > 0 else 0.0
-            return float(lo + (edges[i] - lo) * (rank - below) / c), False
-        below += c
-    return float(edges[-1]), True
+    return found.value, found.in_overflow_bucket
 
 
 class Scrapes:
