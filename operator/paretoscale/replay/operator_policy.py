@@ -157,8 +157,12 @@ class Paretoscale:
         return FleetTarget(desired, result.fleet.service, "pods", memory)
 
     def _learns(self, view: PromView, i: int, rate_rps: float) -> bool:
-        """Whether variant i's reading may correct it: always, as the operator does, unless
-        learn_min_load is set (see the module docstring)."""
+        """Whether variant i's reading may correct it: as the operator does (controller/
+        observing.py), only with no request waiting (a backlog is an earlier load's latency);
+        learn_min_load adds the ablation's load floor (see the module docstring)."""
+        waiting = view.waiting_total(i)
+        if waiting is None or waiting >= 1:
+            return False
         if self.learn_min_load <= 0:
             return True
         v = self.spec.variants[i]
