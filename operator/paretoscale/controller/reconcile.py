@@ -25,7 +25,7 @@ from paretoscale.actuate.kube import Kube
 from paretoscale.actuate.plan import plan_changes
 from paretoscale.actuate.render import Owner
 from paretoscale.api.manifest import parse_spec
-from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
+from paretoscale.api.status import ModelDeploymentStatus
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.metrics import OperatorMetrics
@@ -74,7 +74,7 @@ class Context:
     latest_snapshot: Callable[[], Any]
     clock: Callable[[], float] = time.time
     cache: Cache = field(default_factory=Cache)
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=time.time)  # wall clock, as `clock`
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
 
     async def reconcile_key(self, key: Key) -> None:
@@ -251,5 +251,3 @@ async def _write_status(
     await asyncio.to_thread(ctx.kube.patch_status, ns, name, doc)
     mem.status = status
 
-
-__all__ = ["Context", "ObjectMemory", "ObservedStatus", "reconcile"]
