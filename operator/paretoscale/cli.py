@@ -200,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="trace replay of whole policies against each other", add_help=False
     )
     sub.add_parser("run", help="run the operator (kopf)", add_help=False)
+    sub.add_parser("demo", help="the demo hack/demo runs (see demo --help)", add_help=False)
     return parser
 
 
@@ -207,6 +208,7 @@ DELEGATED = {
     "sim": "paretoscale.sim.cli",
     "replay": "paretoscale.replay.cli",
     "run": "paretoscale.controller.cli",
+    "demo": "paretoscale.demo.runner",
 }
 
 

@@ -274,7 +274,7 @@ def write_summary(inputs: Inputs, result: dict[str, Any]) -> list[str]:
                                     report.e2e_p50_s, report.e2e_p99_s)  # fmt: skip
     lines = summary.report_lines(
         inputs.title, live, baseline.figures, baseline.variant, by_variant, totals,
-        samples[-1].e2e_buckets if samples else {}, spec.slo.seconds, day.compression,
+        summary.day_histogram(samples), spec.slo.seconds, day.compression,
     )  # fmt: skip
     inputs.out.mkdir(parents=True, exist_ok=True)
     png = inputs.out / "demo.png"

@@ -122,6 +122,13 @@ def slo_counts(samples: Sequence[Sample], slo_s: float, percentile: float) -> tu
     return within, served
 
 
+def day_histogram(samples: Sequence[Sample]) -> dict[float, float]:
+    """The e2e histogram of the requests between the first sample and the last (what came
+    before the day, e.g. a warm-up, left out); {} without two histograms."""
+    with_hist = [s.e2e_buckets for s in samples if s.e2e_buckets]
+    return delta(with_hist[-1], with_hist[0]) if len(with_hist) >= 2 else {}
+
+
 def slo_attainment(
     samples: Sequence[Sample], slo_s: float, percentile: float, failed: float = 0.0
 ) -> float | None:
@@ -239,7 +246,7 @@ def report_lines(
     baseline_variant: str,
     requests_by_variant: Mapping[str, float],
     load: LoadTotals | None,
-    final_buckets: Mapping[float, float],
+    day_buckets: Mapping[float, float],
     slo_s: float,
     compression: float,
 ) -> list[str]:
@@ -261,9 +268,9 @@ def report_lines(
             f"{kinds if load.errors else ''}; client e2e p50 {load.e2e_p50_s:.2f} s, "
             f"p99 {load.e2e_p99_s:.2f} s."
         )
-    n = total(final_buckets)
+    n = total(day_buckets)
     if n > 0:
-        within, lo, hi = count_within(final_buckets, slo_s)
+        within, lo, hi = count_within(day_buckets, slo_s)
         lines.append(
             f"Within {slo_s:g} s end to end: {within / n:.2%} of {n:,.0f} served requests "
             f"(vLLM's histogram, interpolated between its {lo:g} s and {hi:g} s buckets)."

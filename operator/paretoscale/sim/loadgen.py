@@ -310,6 +310,9 @@ async def run_load(
             if tasks:
                 await asyncio.gather(*tasks)
     finally:
+        for task in tasks:  # cancelled mid-run: no request task may outlive the loop
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await targets.stop()
     first = tally.first_send if tally.first_send is not None else t0
     duration = max(tally.last_done, tally.last_send) - first

@@ -10,6 +10,7 @@ from paretoscale.demo.summary import (
     LoadTotals,
     comparison_table,
     count_within,
+    day_histogram,
     delta,
     gpu_cost_usd,
     gpu_hours,
@@ -84,6 +85,12 @@ def test_attainment_counts_a_window_meeting_its_percentile_as_fully_within() -> 
 def test_what_came_before_the_first_sample_is_not_counted() -> None:
     warmed_up = [sample(0, buckets=hist(0, 10, 50)), sample(3, buckets=hist(50, 60, 100))]
     assert slo_counts(warmed_up, 8.0, 95) == pytest.approx((50, 50))  # the day's 50, all <= 5 s
+
+
+def test_the_days_histogram_leaves_out_what_came_before() -> None:
+    samples = [sample(0, buckets=hist(0, 10, 50)), sample(3), sample(6, buckets=hist(50, 60, 100))]
+    assert day_histogram(samples) == {2.5: 0.0, 5.0: 50.0, 10.0: 50.0, INF: 50.0}
+    assert day_histogram(samples[:2]) == {}
 
 
 def test_a_sample_without_histogram_passes_its_requests_to_the_next() -> None:
