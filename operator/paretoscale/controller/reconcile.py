@@ -46,7 +46,7 @@ from paretoscale.decide.corrections import update_corrections
 from paretoscale.decide.policy import decide
 from paretoscale.decide.types import CurrentState
 from paretoscale.errors import SpecError
-from paretoscale.rollout.analysis import analyze
+from paretoscale.rollout.analysis import Verdict, analyze
 from paretoscale.rollout.machine import Event, VariantFacts, step
 
 log = logging.getLogger("paretoscale")
@@ -185,6 +185,8 @@ async def _reconcile(
             None,
             seen.latency_s.get(state0.active or ""),
         )
+        if seen.observation.metrics_expected and seen.observation.requests_per_s is None:
+            verdict = Verdict("Unavailable", seen.observation.metrics_problem or "no metrics")
         result_step = step(state0, decision, deployments, verdict, spec.rollout, now)
         owner = Owner(name, ns, meta["uid"])
         changes = plan_changes(owner, spec, result_step.fleet, set(deployments), mem.applied)
@@ -250,4 +252,3 @@ async def _write_status(
     doc = status.model_dump(by_alias=True, exclude_none=True, mode="json")
     await asyncio.to_thread(ctx.kube.patch_status, ns, name, doc)
     mem.status = status
-

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Outcome = Literal["Successful", "Failed", "Inconclusive"]
+# Unavailable: Prometheus is configured but cannot be read; a rollout in Verifying waits.
+Outcome = Literal["Successful", "Failed", "Inconclusive", "Unavailable"]
 
 MIN_REQUESTS = 20  # fewer requests in the window say nothing about a p95
 MAX_ERROR_RATIO = 0.05

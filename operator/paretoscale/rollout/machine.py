@@ -156,6 +156,9 @@ def step(
     if state.phase == "Verifying":
         if verdict.outcome == "Failed":
             return rollback(f"verification failed: {verdict.message}")
+        if verdict.outcome == "Unavailable":  # never move the Service blind
+            nxt = replace(state, message=f"verifying {w}: waiting for metrics ({verdict.message})")
+            return Step(nxt, Fleet({**_keep(facts, v), w: n}, _service(v, w)))
         if now - since < rollout.verify_seconds:
             nxt = replace(state, message=f"verifying {w}: {verdict.message}")
             return Step(nxt, Fleet({**_keep(facts, v), w: n}, _service(v, w)))

@@ -110,6 +110,21 @@ def test_failed_analysis_rolls_back_at_once(spec: ModelDeploymentSpec) -> None:
     assert "exceeds the SLO" in st.state.message
 
 
+def test_verification_waits_while_metrics_are_unavailable(spec: ModelDeploymentSpec) -> None:
+    s = RolloutState("Verifying", "bf16", "fp8", 1, 0, 10)
+    facts = {"bf16": VariantFacts(2, 2), "fp8": VariantFacts(1, 1)}
+    st = step(
+        s,
+        hold(spec, "bf16"),
+        facts,
+        Verdict("Unavailable", "connection refused"),
+        spec.rollout,
+        now=500,
+    )
+    assert st.state.phase == "Verifying" and st.fleet.service == ("bf16", "fp8")
+    assert "waiting for metrics" in st.state.message
+
+
 def test_restart_mid_switch_resumes_from_persisted_state(spec: ModelDeploymentSpec) -> None:
     # A new process sees Switching in status: it re-applies the same Service and moves on.
     s = RolloutState("Switching", "bf16", "fp8", 1, 0, 50)
