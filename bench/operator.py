@@ -15,7 +15,6 @@ import argparse
 import copy
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from paretoscale.demo.cluster import parse_env
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "paretoscale.io", "v1alpha1", "modeldeployments"
@@ -47,13 +48,7 @@ def cluster_env() -> tuple[dict[str, str], Path | None]:
     )
     if up.returncode != 0:
         sys.exit(f"hack/cluster up failed:\n{up.stderr[-3000:]}")
-    env = {}
-    for line in up.stdout.splitlines():
-        w = shlex.split(line)
-        if len(w) == 2 and w[0] == "export":
-            k, _, v = w[1].partition("=")
-            env[k] = v
-    return env, state
+    return parse_env(up.stdout), state
 
 
 def proc_cpu_s(pid: int) -> float:

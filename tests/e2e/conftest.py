@@ -20,7 +20,6 @@ import atexit
 import dataclasses
 import os
 import pathlib
-import shlex
 import shutil
 import subprocess
 import time
@@ -29,6 +28,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from paretoscale.demo.cluster import parse_env  # reads `hack/cluster up`'s exports
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPT = REPO_ROOT / "hack" / "cluster"
@@ -46,17 +47,6 @@ class Cluster:
     state_dir: str
     # True when this session started the cluster (fake GPU nodes from hack/cluster).
     owned: bool = False
-
-
-def _parse_env(text: str) -> dict[str, str]:
-    """Reads the ``export NAME=VALUE`` lines printed by ``hack/cluster up``/``env``."""
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-            name, _, value = words[1].partition("=")
-            env[name] = value
-    return env
 
 
 def _run_cluster(
@@ -120,7 +110,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 f"{up.stderr[-6000:]}",
                 pytrace=False,
             )
-        env = _parse_env(up.stdout)
+        env = parse_env(up.stdout)
         yield Cluster(
             kubeconfig=env["KUBECONFIG"],
             prometheus_url=env.get("PROMETHEUS_URL"),
