@@ -15,7 +15,6 @@ import argparse
 import copy
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,15 +27,10 @@ from typing import Any
 import yaml
 
 from paretoscale.demo.cluster import parse_env
+from paretoscale.sim.bridge import free_loopback_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP, VERSION, PLURAL = "paretoscale.io", "v1alpha1", "modeldeployments"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cluster_env() -> tuple[dict[str, str], Path | None]:

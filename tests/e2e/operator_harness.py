@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,10 @@ from typing import Any
 
 import yaml
 
+from paretoscale.sim.bridge import free_loopback_port as free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION, PLURAL = "paretoscale.io", "v1alpha1", "modeldeployments"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class OperatorProcess:
