@@ -21,7 +21,7 @@ from pathlib import Path
 from paretoscale.replay.cli import parse_args, render, replay
 
 ROOT = Path(__file__).parents[1]
-DATA = ROOT.parent / "shared" / "data"  # ../shared/data in the development tree
+DATA = ROOT / "data"  # the repository's data/ (data/SOURCES.md)
 
 # Peak req/s per example: the best-quality variant needs about half of its GPUs at the peak
 # (by its declared profile), so a switch's cut-over, when both variants run, still fits.
@@ -48,7 +48,7 @@ def timed(argv: list[str]) -> tuple[str, float]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DATA, help="the shared data directory")
+    p.add_argument("--data", type=Path, default=DATA, help="the data directory (default: data/)")
     p.add_argument("--days", type=float, default=14.0, help="days of the ServeGen shape")
     p.add_argument("--profiles", choices=["declared", "perfmodel"], default="declared")
     p.add_argument("--seed", type=int, default=1)

@@ -9,6 +9,7 @@ requests with C in flight and reports requests/s. The simulator runs with a huge
 RSS is read from /proc after the run (peak: VmHWM). Printed, never asserted.
 
     python bench/sim.py [--requests 4000] [--concurrency 256] [--max-tokens 16] [--stream]
+    python bench/sim.py --quick     # 200 requests (CI: checks the benchmark runs)
 """
 
 from __future__ import annotations
@@ -143,7 +144,10 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=256)
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--stream", action="store_true")
+    p.add_argument("--quick", action="store_true", help="200 requests, seconds (CI)")
     args = p.parse_args()
+    if args.quick:
+        args.requests = min(args.requests, 200)
     has_taskset = subprocess.run(["which", "taskset"], capture_output=True).returncode == 0
     pin = ["taskset", "-c", "0"] if has_taskset else []
     baseline_cmd = [*pin, sys.executable, "-c", BASELINE, "{port}"]

@@ -1,6 +1,6 @@
 """Session fixtures for end-to-end tests on a real Kubernetes control plane.
 
-Without a KUBECONFIG in the environment, the session starts its own cluster with
+Without PARETOSCALE_E2E_KUBECONFIG in the environment, the session starts its own cluster with
 ``hack/cluster`` (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 KWOK fake GPU nodes, Prometheus) in a fresh state directory under pytest's tmp
 path, and always tears it down at the end, also when tests fail or the run is
@@ -9,9 +9,10 @@ interrupted (try/finally, an atexit hook as a backup, and hack/cluster's
 built on first use (tens of minutes cold, cached in ~/.cache/paretoscale/bin);
 set ``PARETOSCALE_E2E=skip`` to skip instead of building when they are missing.
 
-With KUBECONFIG set, that cluster is used as it is (e.g. one from
+With PARETOSCALE_E2E_KUBECONFIG set, that cluster is used as it is (e.g. one from
 ``hack/cluster up`` or ``hack/kind-up.sh``); PROMETHEUS_URL and
-PARETOSCALE_FILE_SD_DIR are taken from the environment when present.
+PARETOSCALE_FILE_SD_DIR are taken from the environment when present. A KUBECONFIG that
+happens to be set (a developer's real cluster) is never used by the tests.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def _binaries_present() -> tuple[bool, str]:
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A running cluster for the whole session: the given one, or our own."""
-    kubeconfig = os.environ.get("KUBECONFIG")
+    kubeconfig = os.environ.get("PARETOSCALE_E2E_KUBECONFIG")
     if kubeconfig:
         yield Cluster(
             kubeconfig=kubeconfig,

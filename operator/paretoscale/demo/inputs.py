@@ -78,7 +78,7 @@ def data_files(data_dir: Path) -> dict[str, Path]:
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
         raise DemoError(
-            "the demo needs the shared data directory (../shared/data beside the repo, or "
+            "the demo needs its data files (data/ of the repository, or "
             f"--data-dir DIR); missing: {', '.join(missing)}"
         )
     return files
@@ -102,8 +102,7 @@ def prepare(args: argparse.Namespace) -> Inputs:
 
     repo = repo_root()
     out = Path(args.out).resolve() if args.out else repo / "out"
-    data_dir = Path(args.data_dir or os.environ.get("PARETOSCALE_DATA_DIR")
-                    or repo.parent / "shared" / "data")  # fmt: skip
+    data_dir = Path(args.data_dir or os.environ.get("PARETOSCALE_DATA_DIR") or repo / "data")
     files = data_files(data_dir)
     if not args.minutes > 0:
         raise DemoError(f"--minutes must be > 0, got {args.minutes:g}")

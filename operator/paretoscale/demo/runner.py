@@ -66,8 +66,8 @@ examples:
   hack/demo --no-price-change --day 10   # another day, H100 at $6.88 all day
 
 needs: Linux, python3 >= 3.11, kubectl, Go (the first run builds the control plane from Go
-modules, tens of minutes, cached in ~/.cache/paretoscale/bin), and ../shared/data beside
-the repo (or --data-dir). Ctrl-C stops everything it started.
+modules, tens of minutes, cached in ~/.cache/paretoscale/bin). The traces and prices come
+from the repository's data/ (or --data-dir). Ctrl-C stops everything it started.
 """
 
 
@@ -342,8 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR", help="the cluster's state dir (default OUT/cluster)"
     )
     p.add_argument("--data-dir", metavar="DIR",
-                   help="the shared data (default: $PARETOSCALE_DATA_DIR, else ../shared/data "
-                   "beside the repo)")  # fmt: skip
+                   help="traces and prices (default: $PARETOSCALE_DATA_DIR, else the "
+                   "repository's data/)")  # fmt: skip
     p.add_argument("--refresh-seconds", type=float, default=3.0,
                    help="live view refresh (default 3)")  # fmt: skip
     p.add_argument("--seed", type=int, default=1, help="arrivals and token lengths (default 1)")

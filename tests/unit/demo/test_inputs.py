@@ -4,7 +4,6 @@ the load plan with its warm-up, and what `hack/cluster up` prints."""
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from paretoscale.demo.inputs import data_files, load_plan, prepare, price_plan
 from paretoscale.demo.runner import build_parser
 
 REPO = Path(__file__).resolve().parents[3]
-DATA = Path(os.environ.get("PARETOSCALE_DATA_DIR") or REPO.parent / "shared" / "data")
+DATA = REPO / "data"
 
 
 def args(*argv: str) -> argparse.Namespace:
@@ -23,7 +22,7 @@ def args(*argv: str) -> argparse.Namespace:
 
 
 def test_missing_data_is_named_with_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(DemoError, match=r"\.\./shared/data beside the repo, or --data-dir") as e:
+    with pytest.raises(DemoError, match=r"data/ of the repository, or --data-dir") as e:
         data_files(tmp_path)
     assert "servegen_m-large_rate.csv" in str(e.value) and "aws_p5.48xlarge" in str(e.value)
 

@@ -28,7 +28,7 @@ from paretoscale.sim.prices import (
     render_metrics,
 )
 
-AWS_P5 = Path(__file__).resolve().parents[3].parent / "shared/data/prices/aws_p5.48xlarge_us-east-1_daily.csv"
+AWS_P5 = Path(__file__).resolve().parents[3] / "data/prices/aws_p5.48xlarge_us-east-1_daily.csv"
 AWS_P5_EXCERPT = Path(__file__).parent / "data" / "aws_p5_excerpt.csv"
 NODES = (FakeNode("h100-0", "H100"), FakeNode("l40s-0", "L40S"))
 
@@ -92,8 +92,6 @@ def test_the_aws_p5_price_cut() -> None:
 
 
 def test_read_the_whole_aws_p5_series() -> None:
-    if not AWS_P5.exists():
-        pytest.skip(f"{AWS_P5} is not present")
     series = read_price_series(AWS_P5)
     assert series[0] == PricePoint(date(2025, 4, 23), 98.32)
     assert series[-1] == PricePoint(date(2026, 8, 22), 55.04)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -11,16 +10,12 @@ import numpy as np
 from paretoscale.sim.perfmodel import ReplicaModel
 from paretoscale.sim.vllm_args import parse_vllm_args
 
-DATA = Path(__file__).resolve().parents[3].parent / "shared" / "data"  # ../shared beside the repo
 REPO_DATA = Path(__file__).resolve().parents[3] / "data"
 
 
 def data_dir() -> Path:
-    """The shared data directory: $PARETOSCALE_DATA_DIR, else the repo's data/ when it has
-    the files, else ../shared/data beside the repository."""
-    if os.environ.get("PARETOSCALE_DATA_DIR"):
-        return Path(os.environ["PARETOSCALE_DATA_DIR"])
-    return REPO_DATA if (REPO_DATA / "variants_published.csv").exists() else DATA
+    """The repository's data/ (traces, prices, published figures; see data/SOURCES.md)."""
+    return REPO_DATA
 
 
 def model(cmd: str, gpu: str = "H100", **kwargs: float) -> ReplicaModel:

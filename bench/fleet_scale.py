@@ -4,8 +4,8 @@ Reports Prometheus queries per tick, CPU time per tick and the operator's peak m
 1,000 ModelDeployments, and the same for a baseline of 10 in the same command (ratios say how
 the cost grows with the fleet). Nothing is asserted.
 
-    python bench/operator.py            # brings up its own local cluster (hack/cluster) and tears it down
-    python bench/operator.py --count 300 --ticks 5
+    python bench/fleet_scale.py            # brings up its own local cluster (hack/cluster) and tears it down
+    python bench/fleet_scale.py --count 300 --ticks 5
 With KUBECONFIG (and PROMETHEUS_URL) set, that cluster is used instead.
 """
 
