@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,32 +16,49 @@ from typing import Any
 
 import yaml
 
+from paretoscale.cliargs import MAX_RATE_RPS, gpu_price, number, unwritable
 from paretoscale.errors import ParetoscaleError, ProfileError, SpecError
 
 EXAMPLES = """\
 examples:
-  paretoscale plan -f examples/llama-8b-h100-l40s.yaml --rate 12
+  paretoscale plan -f examples/assistant-llama-8b.yaml --rate 12 --plot frontier.png
   paretoscale plan -f md.yaml --rate 40 --price H100=2.69 -o json
   paretoscale crds > crds/modeldeployments.paretoscale.io.yaml
   paretoscale profile --latency e2e --percentile 95 results/*.json
+
+optional extras: plot (matplotlib: plan --plot, replay --plot, the demo's figure), dev (tests)
+  pip install 'paretoscale[plot]'
 """
 
 
 def _prices(items: Sequence[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
-        gpu, sep, usd = item.partition("=")
         try:
-            if not sep:
-                raise ValueError
-            out[gpu] = float(usd)
-        except ValueError:
-            raise SpecError(
-                "--price", [f"expected TYPE=USD_PER_GPU_HOUR such as H100=2.69, got {item!r}"]
-            ) from None
-        if out[gpu] < 0:
-            raise SpecError("--price", [f"{gpu}: a price cannot be negative ({usd})"])
+            gpu, usd = gpu_price(item)
+        except ValueError as e:
+            raise SpecError("--price", [str(e)]) from None
+        out[gpu] = usd
     return out
+
+
+def _tokens(text: str) -> tuple[float, float]:
+    """--tokens IN/OUT: mean prompt and output tokens per request."""
+    prompt, sep, output = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        p, o = float(prompt), float(output)
+    except ValueError:
+        raise SpecError(
+            "--tokens", [f"expected IN/OUT tokens per request such as 6930/211, got {text!r}"]
+        ) from None
+    if not (0 < p <= 10_000_000 and 1 <= o <= 10_000_000):  # also NaN and infinity
+        raise SpecError(
+            "--tokens",
+            [f"need 0 < IN <= 10000000 and 1 <= OUT <= 10000000 tokens per request, got {text!r}"],
+        )
+    return p, o
 
 
 def _dump(data: Any, fmt: str) -> str:
@@ -61,8 +79,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     except OSError as e:
         raise SpecError(args.file, [f"cannot read: {e.strerror}"]) from None
     prices = _prices(args.price)
-    if args.rate < 0:
-        raise SpecError("--rate", ["the request rate cannot be negative"])
+    if args.plot and (problem := unwritable(args.plot)):
+        raise SpecError("--plot", [problem])
+    tokens = _tokens(args.tokens) if args.tokens else None
     outputs = []
     for md in parse_manifests(text, args.file):
         known = {g.type for g in md.spec.gpus}
@@ -74,14 +93,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     f"GPU type {', '.join(unknown)} is not in spec.gpus of {md.metadata.name} ({', '.join(sorted(known))})"
                 ],
             )
+        prompt, output = tokens if tokens else (None, None)
         decision = decide(
             md.spec,
-            Observation(at=0.0, requests_per_s=args.rate, usd_per_gpu_hour=prices),
+            Observation(
+                at=0.0,
+                requests_per_s=args.rate,
+                usd_per_gpu_hour=prices,
+                prompt_tokens_per_request=prompt,
+                output_tokens_per_request=output,
+            ),
             CurrentState(),
         )
         outputs.append((md.metadata.name, decision))
-        if args.plot:
-            plot_frontier(md.metadata.name, decision, args.plot)
+    if args.plot:
+        for name, decision in outputs:
+            png = args.plot if len(outputs) == 1 else _suffixed(args.plot, name)
+            _plot(plot_frontier, name, decision, png)
     if args.output == "table":
         print("\n\n".join(plan_table(n, d) for n, d in outputs))
     else:
@@ -90,8 +118,42 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _suffixed(path: str, name: str) -> str:
+    """frontier.png -> frontier-NAME.png: one plot per ModelDeployment of a file."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{name}{p.suffix}"))
+
+
+def _plot(draw: Any, name: str, decision: Any, path: str) -> None:
+    """Draw with `draw`; a missing matplotlib or a path it cannot write is bad input."""
+    try:
+        draw(name, decision, path)
+    except ImportError as e:
+        if not (e.name or "").startswith("matplotlib"):
+            raise
+        raise SpecError("--plot", ["needs matplotlib: pip install 'paretoscale[plot]'"]) from None
+    except OSError as e:
+        raise SpecError("--plot", [f"cannot write {path}: {e.strerror or e}"]) from None
+    except ValueError as e:  # matplotlib: unknown file extension
+        raise SpecError(
+            "--plot", [f"cannot write {path}: {e}; use a .png (or .svg, .pdf) path"]
+        ) from None
+
+
+def _version() -> str:
+    """The installed distribution's version, else the source tree's __version__."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("paretoscale")
+    except PackageNotFoundError:
+        from paretoscale import __version__
+
+        return __version__
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
-    from paretoscale.profile import build_profile
+    from paretoscale.profile import build_profile, measured_mix
 
     files = {}
     for p in args.results:
@@ -113,12 +175,38 @@ def cmd_profile(args: argparse.Namespace) -> int:
         }
         for r in rows
     ]
+    mix = measured_mix(rows)
+    tokens = (
+        {"promptTokens": round(mix.prompt_tokens, 1), "outputTokens": round(mix.output_tokens, 1)}
+        if mix
+        else None
+    )
+    if mix is None:
+        print(
+            "warning: no total_input_tokens/total_output_tokens/completed in the results: "
+            "the profile's token mix is unknown (paretoscale assumes 1155/211)",
+            file=sys.stderr,
+        )
+    elif mix.spread > 0.10:
+        print(
+            f"warning: the results' token mixes differ by up to {mix.spread:.0%} from their "
+            "mean; profile every rate with the same dataset",
+            file=sys.stderr,
+        )
     if args.output == "json":
-        print(json.dumps({"profile": points}, indent=2))
+        doc: dict[str, Any] = {"profile": points}
+        if tokens:
+            doc["profileTokens"] = tokens
+        print(json.dumps(doc, indent=2))
     else:
         print(
             f"# p{args.percentile:g} {args.latency} latency per replica, from {len(rows)} vllm bench serve results"
         )
+        if tokens:
+            print(
+                f"profileTokens: {{promptTokens: {tokens['promptTokens']:g}, "
+                f"outputTokens: {tokens['outputTokens']:g}}}"
+            )
         print("profile:")
         for pt in points:
             print(
@@ -150,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -160,7 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the operator would make with no history.",
     )
     p.add_argument("-f", "--file", required=True, help="ModelDeployment YAML (- for stdin)")
-    p.add_argument("--rate", type=float, required=True, help="total request rate, requests/s")
+    p.add_argument(
+        "--rate",
+        type=number(0, MAX_RATE_RPS, unit="requests/s"),
+        required=True,
+        help="total request rate, requests/s",
+    )
     p.add_argument(
         "--price",
         action="append",
@@ -168,8 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE=USD",
         help="override a GPU type's USD per GPU-hour (repeatable), e.g. H100=2.69",
     )
+    p.add_argument(
+        "--tokens",
+        metavar="IN/OUT",
+        help="mean prompt/output tokens per request of the load, e.g. 6930/211: capacities are "
+        "scaled from each profile's measured mix (profileTokens, default 1155/211)",
+    )
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
-    p.add_argument("--plot", metavar="PNG", help="draw the frontier to this PNG (needs matplotlib)")
+    p.add_argument("--plot", metavar="PNG", help="draw the frontier to this PNG (the plot extra)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(
@@ -181,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("results", nargs="+", metavar="RESULT.json")
     p.add_argument("--latency", choices=["e2e", "ttft", "itl"], default="e2e")
-    p.add_argument("--percentile", type=float, default=95)
+    p.add_argument("--percentile", type=number(0, 100, lo_open=True, hi_open=True), default=95)
     p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     p.set_defaults(func=cmd_profile)
 
@@ -213,7 +313,20 @@ DELEGATED = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. A reader that closes the pipe early (`paretoscale plan | head`) ends
+    the output quietly with status 0."""
+    try:
+        code = _run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's recipe: point stdout at devnull so the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    return code
+
+
+def _run(argv: list[str]) -> int:
     if argv and argv[0] in DELEGATED:
         import importlib
 
@@ -224,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SpecError as e:
+        if e.source.startswith("-") and len(e.problems) == 1:  # a flag: one line
+            print(f"error: {e.source}: {e.problems[0]}", file=sys.stderr)
+            return 2
         print(f"error: {e.source}:", file=sys.stderr)
         for line in e.problems:
             print(f"  {line}", file=sys.stderr)

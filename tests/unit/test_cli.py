@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,9 +54,9 @@ def test_plan_table_and_plot(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     [
         (["--rate", "1", "--price", "H100"], "expected TYPE=USD_PER_GPU_HOUR"),
         (["--rate", "1", "--price", "A100=1"], "GPU type A100 is not in spec.gpus"),
-        (["--rate", "-1"], "cannot be negative"),
+        (["--rate", "1", "--price", "H100=-1"], "-1 is out of range; give a price from 0"),
     ],
-    ids=["bad-price", "unknown-price-gpu", "negative-rate"],
+    ids=["bad-price", "unknown-price-gpu", "negative-price"],
 )
 def test_plan_bad_flags_exit_2(
     capsys: pytest.CaptureFixture[str], argv: list[str], words: str
@@ -119,3 +122,82 @@ def test_profile_missing_percentile_says_which_key(
     code, _, err = run(capsys, "profile", f, "--latency", "e2e", "--percentile", "95")
     assert code == 2
     assert "no 'p95_e2el_ms'" in err and "--metric-percentiles 95" in err and "p99_e2el_ms" in err
+
+
+def test_plan_infeasible_rows_show_no_money(capsys: pytest.CaptureFixture[str]) -> None:
+    """At 100 req/s the L40S variant cannot meet the SLO within 16 replicas: its money columns
+    read `-` in the table and null in JSON; every other money cell reads `$x.xx`."""
+    code, out, _ = run(capsys, "plan", "-f", EXAMPLE, "--rate", "100")
+    assert code == 0
+    rows = {line.split()[0].lstrip("*"): line.split() for line in out.splitlines()[2:6]}
+    assert rows["w4a16-l40s"][3] == "no" and rows["w4a16-l40s"][-4:] == ["-"] * 4
+    for name in ("bf16", "fp8", "bf16-eagle3"):
+        assert all(cell.startswith("$") for cell in rows[name][-4:]), rows[name]
+    _, out, _ = run(capsys, "plan", "-f", EXAMPLE, "--rate", "100", "-o", "json")
+    row = {v["name"]: v for v in json.loads(out)["variants"]}["w4a16-l40s"]
+    assert not row["feasible"]
+    money = ("hourlyCost", "costPer1kRequests", "valuePerHour", "netValuePerHour")
+    assert [row[k] for k in money] == [None] * 4
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"paretoscale {version('paretoscale')}"
+
+
+def test_plot_without_matplotlib_exits_2_with_the_extra(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    code, out, err = run(
+        capsys, "plan", "-f", EXAMPLE, "--rate", "12", "--plot", str(tmp_path / "f.png")
+    )
+    assert code == 2 and out == ""
+    assert err == "error: --plot: needs matplotlib: pip install 'paretoscale[plot]'\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("missing-dir/f.png", "no folder"),
+        ("f.xyz", "Format 'xyz' is not supported"),
+        ("", "it is a folder"),
+    ],
+    ids=["no-dir", "bad-format", "a-folder"],
+)
+def test_plot_unwritable_path_exits_2_in_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str, words: str
+) -> None:
+    path = tmp_path / name
+    code, _, err = run(capsys, "plan", "-f", EXAMPLE, "--rate", "12", "--plot", str(path))
+    assert code == 2 and err.startswith(f"error: --plot: cannot write {path}: ") and words in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_python_dash_m_and_a_closed_pipe(tmp_path: Path) -> None:
+    """`python -m paretoscale plan ... | head -1`: the reader is gone before the output is
+    written; the command still exits 0, with nothing on stderr."""
+    read, write = os.pipe()
+    os.close(read)  # no reader: every write to the pipe fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "paretoscale", "plan", "-f", EXAMPLE, "--rate", "12"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    proc = subprocess.run(
+        [sys.executable, "-m", "paretoscale", "plan", "-f", EXAMPLE, "--rate", "12"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0 and b"Decision: fp8 x 1" in proc.stdout

@@ -110,6 +110,10 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
 - apiGroups: [""]
   resources: [services]
   verbs: [create, patch]
+# One PodDisruptionBudget per variant beside its Deployment (server-side apply), deleted with it.
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [create, patch, delete]
 # core/v1 Events on ModelDeployments (decisions, switches, rollbacks); kopf's own posting is off.
 - apiGroups: [""]
   resources: [events]

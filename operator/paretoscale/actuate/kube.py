@@ -1,8 +1,8 @@
 """The only place that talks to the Kubernetes API for workloads and status (the shell).
 
 Server-side apply with field manager `paretoscale` (force, since the operator owns these
-fields), status through the status subresource with a merge patch, deletion of Deployments of
-removed variants. Calls are synchronous (kubernetes client); the controller runs them off the
+fields), status through the status subresource with a merge patch, deletion of Deployments
+(and their PodDisruptionBudgets) of removed variants. Calls are synchronous (kubernetes client); the controller runs them off the
 event loop. Errors are raised as they come: the controller decides whether to retry.
 """
 
@@ -27,10 +27,11 @@ class Kube:
         self.api = api_client
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.policy = client.PolicyV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
-        """Server-side apply one Deployment or Service."""
+        """Server-side apply one Deployment, PodDisruptionBudget or Service."""
         ns = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
@@ -52,15 +53,30 @@ class Kube:
                 force=True,
                 _content_type=APPLY,
             )
+        elif kind == "PodDisruptionBudget":
+            self.policy.patch_namespaced_pod_disruption_budget(
+                name,
+                ns,
+                dict(manifest),
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+            )
         else:
             raise ValueError(f"cannot apply kind {kind}")
 
     def delete_deployment(self, namespace: str, name: str) -> None:
-        try:
-            self.apps.delete_namespaced_deployment(name, namespace)
-        except client.ApiException as e:
-            if e.status != 404:
-                raise
+        """Delete a variant's Deployment and its PodDisruptionBudget (same name); either
+        already gone is fine."""
+        for delete in (
+            self.apps.delete_namespaced_deployment,
+            self.policy.delete_namespaced_pod_disruption_budget,
+        ):
+            try:
+                delete(name, namespace)
+            except client.ApiException as e:
+                if e.status != 404:
+                    raise
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj`, as `kubectl describe` shows them."""

@@ -2,8 +2,9 @@
 
 Every object is rendered whole and applied with server-side apply; an object whose rendering
 has not changed since it was last applied (same hash) is skipped, so a steady tick makes no
-API calls. Deployments of variants no longer in the spec are deleted once neither the Service
-nor the rollout uses them.
+API calls. Each variant's Deployment is followed by its PodDisruptionBudget. Deployments of
+variants no longer in the spec are deleted (with their PodDisruptionBudgets, see
+Kube.delete_deployment) once neither the Service nor the rollout uses them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from paretoscale.actuate.render import Owner, deployment_name, render_deployment, render_service
+from paretoscale.actuate.render import (
+    Owner,
+    deployment_name,
+    render_deployment,
+    render_pdb,
+    render_service,
+)
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.rollout.machine import Fleet
 
@@ -47,6 +54,7 @@ def plan_changes(
     for name, replicas in sorted(fleet.replicas.items()):
         if name in variants:
             wanted.append(render_deployment(owner, spec, variants[name], replicas))
+            wanted.append(render_pdb(owner, name))
         elif name in existing_variants and replicas == 0:
             continue  # removed from spec: deleted below rather than rendered
     if fleet.service:

@@ -2,27 +2,59 @@
 
 One Deployment per variant, `<md>-<variant>`, running `vllm serve` with exactly that variant's
 flags as an argv list (never a shell string), its GPUs requested and selected by
-`nvidia.com/gpu.product`, readiness on /health (vLLM answers it only once the model is loaded).
-One Service `<md>` whose selector the rollout moves. Owner references make deleting the
-ModelDeployment delete all of it. Golden files in tests/golden/ pin the output.
+`nvidia.com/gpu.product`, readiness on /health (vLLM answers it only once the model is loaded)
+and a startup probe whose budget is twice the variant's `startupSeconds` plus a minute. The pod
+is locked down by default (no ServiceAccount token, seccomp RuntimeDefault, no privilege
+escalation, every capability dropped; `template` overrides each), has a memory-backed
+/dev/shm sized from tensor parallelism, and no Service links in its environment (a Service
+named `vllm` would otherwise set VLLM_PORT, which vLLM reads as its own setting).
+One PodDisruptionBudget per variant, same name, at most one of its pods evicted at a time.
+One Service `<md>` whose selector the rollout moves. Everything carries the app.kubernetes.io
+labels; selectors use only the paretoscale.io labels (a Deployment's selector is immutable).
+Owner references make deleting the ModelDeployment delete all of it. Golden files in
+tests/golden/ pin the output.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paretoscale.api.gpus import gpu_spec
-from paretoscale.api.types import GROUP, KIND, VERSION, ModelDeploymentSpec, VariantSpec
+from paretoscale.api.types import (
+    GROUP,
+    KIND,
+    SHM_GI_PER_GPU,
+    SHM_VOLUME,
+    VERSION,
+    ModelDeploymentSpec,
+    TemplateSpec,
+    VariantSpec,
+    shm_disabled,
+)
 from paretoscale.api.vllm import VLLM_PORT, vllm_argv
 
 LABEL_MD = "paretoscale.io/modeldeployment"
 LABEL_VARIANT = "paretoscale.io/variant"
+LABEL_NAME = "app.kubernetes.io/name"
+LABEL_INSTANCE = "app.kubernetes.io/instance"
+LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
+APP_NAME = "vllm"
+COMPONENT = "inference-server"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"
 FIELD_MANAGER = "paretoscale"
+SHM_PATH = "/dev/shm"
+PROBE_PERIOD_S = 10
+# Defaults under template.podSecurityContext / containerSecurityContext (merged key by key).
+POD_SECURITY_CONTEXT: Mapping[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT: Mapping[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +67,35 @@ class Owner:
 
 
 def deployment_name(md: str, variant: str) -> str:
+    """Name of a variant's Deployment, and of its PodDisruptionBudget."""
     return f"{md}-{variant}"
+
+
+def selector_labels(md: str, variant: str) -> dict[str, str]:
+    """The labels selecting one variant's pods (a Deployment's selector never changes)."""
+    return {LABEL_MD: md, LABEL_VARIANT: variant}
+
+
+def object_labels(md: str, variant: str | None = None) -> dict[str, str]:
+    """Labels of every rendered object: the paretoscale.io ones and app.kubernetes.io/*."""
+    out = {LABEL_MD: md}
+    if variant is not None:
+        out[LABEL_VARIANT] = variant
+    return out | {
+        LABEL_NAME: APP_NAME,
+        LABEL_INSTANCE: md,
+        LABEL_COMPONENT: COMPONENT,
+        LABEL_MANAGED: FIELD_MANAGER,
+    }
+
+
+def _metadata(owner: Owner, name: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": dict(labels),
+        "ownerReferences": _owner_refs(owner),
+    }
 
 
 def _owner_refs(owner: Owner) -> list[dict[str, Any]]:
@@ -58,19 +118,58 @@ def _resources(spec: ModelDeploymentSpec, variant: VariantSpec) -> dict[str, Any
     return {"limits": limits, "requests": requests}
 
 
+def tensor_parallel_size(variant: VariantSpec) -> int:
+    """GPUs one vLLM replica shards the model over (vllm_argv's --tensor-parallel-size)."""
+    return variant.vllm.tensor_parallel_size or variant.gpu.count
+
+
+def shm_size(template: TemplateSpec, variant: VariantSpec) -> str | None:
+    """The /dev/shm emptyDir's sizeLimit, or None when the pod gets none: `shmSize: "0"`,
+    or the template mounts something of its own at /dev/shm."""
+    if any(m.get("mountPath") == SHM_PATH for m in template.volume_mounts or []):
+        return None
+    if template.shm_size is None:
+        return f"{SHM_GI_PER_GPU * tensor_parallel_size(variant)}Gi"
+    return None if shm_disabled(template.shm_size) else template.shm_size
+
+
+def startup_failure_threshold(startup_seconds: int) -> int:
+    """Startup probes (every PROBE_PERIOD_S) before the kubelet restarts a loading vLLM:
+    twice the variant's startupSeconds plus a minute, so a slow (cold-cache) load still
+    finishes while a hung one is restarted."""
+    return max(1, math.ceil((2 * startup_seconds + 60) / PROBE_PERIOD_S))
+
+
+def _topology_spread(
+    constraints: list[dict[str, Any]] | None, selector: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """The template's constraints; one without a labelSelector spreads its variant's pods."""
+    return [
+        c if "labelSelector" in c else {**c, "labelSelector": {"matchLabels": dict(selector)}}
+        for c in constraints or []
+    ]
+
+
 def render_deployment(
     owner: Owner, spec: ModelDeploymentSpec, variant: VariantSpec, replicas: int
 ) -> dict[str, Any]:
     """The Deployment of one variant at `replicas`."""
-    labels = {LABEL_MD: owner.name, LABEL_VARIANT: variant.name, LABEL_MANAGED: FIELD_MANAGER}
-    selector = {LABEL_MD: owner.name, LABEL_VARIANT: variant.name}
+    t = spec.template
+    labels = object_labels(owner.name, variant.name)
+    selector = selector_labels(owner.name, variant.name)
     node_selector = {
-        **(spec.template.node_selector or {}),
+        **(t.node_selector or {}),
         GPU_PRODUCT_LABEL: gpu_spec(variant.gpu.type).product_label,
     }
+    volumes = [dict(v) for v in t.volumes or []]
+    mounts = [dict(m) for m in t.volume_mounts or []]
+    shm = shm_size(t, variant)
+    if shm is not None:
+        volumes.insert(0, {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+        mounts.insert(0, {"name": SHM_VOLUME, "mountPath": SHM_PATH})
     container: dict[str, Any] = {
         "name": "vllm",
-        "image": spec.template.image,
+        "image": t.image,
         "command": ["vllm", "serve"],
         "args": vllm_argv(variant, spec.model),
         "ports": [{"name": "http", "containerPort": VLLM_PORT, "protocol": "TCP"}],
@@ -81,25 +180,45 @@ def render_deployment(
         },
         "startupProbe": {
             "httpGet": {"path": "/health", "port": "http"},
-            "periodSeconds": 10,
-            "failureThreshold": max(1, variant.startup_seconds // 10 + 6),
+            "periodSeconds": PROBE_PERIOD_S,
+            "failureThreshold": startup_failure_threshold(variant.startup_seconds),
         },
         "resources": _resources(spec, variant),
+        "securityContext": {**CONTAINER_SECURITY_CONTEXT, **(t.container_security_context or {})},
     }
-    if spec.template.env:
-        container["env"] = [dict(e) for e in spec.template.env]
-    pod_spec: dict[str, Any] = {"containers": [container], "nodeSelector": node_selector}
-    if spec.template.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in spec.template.tolerations]
+    if t.env:
+        container["env"] = [dict(e) for e in t.env]
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "nodeSelector": node_selector,
+        "automountServiceAccountToken": t.automount_service_account_token,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": t.termination_grace_period_seconds,
+        "securityContext": {**POD_SECURITY_CONTEXT, **(t.pod_security_context or {})},
+    }
+    if t.service_account_name:
+        pod_spec["serviceAccountName"] = t.service_account_name
+    if t.priority_class_name:
+        pod_spec["priorityClassName"] = t.priority_class_name
+    if t.affinity:
+        pod_spec["affinity"] = dict(t.affinity)
+    if t.topology_spread_constraints:
+        pod_spec["topologySpreadConstraints"] = _topology_spread(
+            t.topology_spread_constraints, selector
+        )
+    if t.tolerations:
+        pod_spec["tolerations"] = [dict(tol) for tol in t.tolerations]
+    if volumes:
+        pod_spec["volumes"] = volumes
+    pod_meta: dict[str, Any] = {"labels": {**(t.pod_labels or {}), **labels}}
+    if t.pod_annotations:
+        pod_meta["annotations"] = dict(t.pod_annotations)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(owner.name, variant.name),
-            "namespace": owner.namespace,
-            "labels": labels,
-            "ownerReferences": _owner_refs(owner),
-        },
+        "metadata": _metadata(owner, deployment_name(owner.name, variant.name), labels),
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
@@ -107,7 +226,25 @@ def render_deployment(
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
             },
-            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+            "template": {"metadata": pod_meta, "spec": pod_spec},
+        },
+    }
+
+
+def render_pdb(owner: Owner, variant: str) -> dict[str, Any]:
+    """The PodDisruptionBudget of one variant: a node drain evicts at most one of its pods at
+    a time; pods that are not Ready (loading, crashing) may always be evicted, so they never
+    block a drain."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(
+            owner, deployment_name(owner.name, variant), object_labels(owner.name, variant)
+        ),
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": selector_labels(owner.name, variant)},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
 
@@ -121,12 +258,7 @@ def render_service(owner: Owner, variants: tuple[str, ...]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": owner.name,
-            "namespace": owner.namespace,
-            "labels": {LABEL_MD: owner.name, LABEL_MANAGED: FIELD_MANAGER},
-            "ownerReferences": _owner_refs(owner),
-        },
+        "metadata": _metadata(owner, owner.name, object_labels(owner.name)),
         "spec": {
             "selector": selector,
             "ports": [{"name": "http", "port": VLLM_PORT, "targetPort": "http", "protocol": "TCP"}],

@@ -14,6 +14,7 @@ what a GPU generation can run live in api/admission.py.
 from __future__ import annotations
 
 import itertools
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -45,6 +46,33 @@ Usd = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 32}),
 ]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# A Kubernetes quantity without sign or exponent ("8Gi", "512Mi", "0").
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+# Default /dev/shm of a vLLM pod, per tensor-parallel GPU, and the name of its volume.
+SHM_GI_PER_GPU = 8
+SHM_VOLUME = "dshm"
+# Labels the operator puts on what it renders; the user may not set them on pods.
+OPERATOR_LABEL_PREFIX = "paretoscale.io/"
+APP_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/managed-by",
+)
+
+
+def shm_disabled(shm_size: str | None) -> bool:
+    """Whether template.shmSize asks for no /dev/shm volume (a size of zero: "0", "0Gi")."""
+    number = re.match(r"[0-9.]+", shm_size or "")
+    return number is not None and float(number.group()) == 0
+
+
+def reserved_label(key: str) -> bool:
+    """Whether the operator owns this label key on the objects it renders."""
+    return key.startswith(OPERATOR_LABEL_PREFIX) or key in APP_LABELS
+
+
 # Kept equal to sorted(GPUS) by a test; spelled out so type checkers see the values.
 GpuType = Literal["A10", "A100", "A100-40GB", "H100", "H200", "L4", "L40S", "T4"]
 
@@ -208,6 +236,15 @@ class ProfilePoint(_Model):
     latency_seconds: float = Field(gt=0, description="Latency at the SLO metric and percentile.")
 
 
+class TokenMixSpec(_Model):
+    """Mean tokens per request of the load a profile was measured with."""
+
+    prompt_tokens: float = Field(gt=0, le=10_000_000, description="Prompt tokens per request.")
+    output_tokens: float = Field(
+        ge=1, le=10_000_000, description="Generated (output) tokens per request."
+    )
+
+
 class VariantSpec(_Model):
     """One way to serve the model."""
 
@@ -238,6 +275,13 @@ class VariantSpec(_Model):
         min_length=1,
         max_length=32,
         description="Per replica: request rate -> latency at the SLO percentile, rates ascending.",
+    )
+    profile_tokens: TokenMixSpec | None = Field(
+        None,
+        description="The token mix the profile was measured at (`paretoscale profile` reads it "
+        "from the vllm bench serve results); capacity at the observed mix is scaled from it "
+        "by a work model. Default: the Azure conversation trace means, 1155 prompt and 211 "
+        "output tokens.",
     )
     parameters: int | None = Field(
         None, ge=1, description="Parameter count; without a profile, capacity is a FLOP estimate."
@@ -331,6 +375,112 @@ class TemplateSpec(_Model):
             "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
         },
     )
+    volumes: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=64,
+        description="Pod volumes (Kubernetes Volume objects), e.g. a PersistentVolumeClaim "
+        "holding the model cache; see examples/model-cache-pvc.yaml.",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    volume_mounts: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=64,
+        description="Mounts of those volumes in the vLLM container (Kubernetes VolumeMount "
+        "objects).",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    shm_size: str | None = Field(
+        None,
+        max_length=32,
+        pattern=QUANTITY,
+        description="Size limit of the memory-backed emptyDir mounted at /dev/shm (NCCL and "
+        f"vLLM's worker processes use it). Default: {SHM_GI_PER_GPU}Gi per tensor-parallel "
+        'GPU. "0" mounts none, and a volumeMount of your own at /dev/shm replaces it. It '
+        "counts against the container's memory limit.",
+    )
+    service_account_name: str | None = Field(
+        None,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN,
+        description="ServiceAccount of the vLLM pods, e.g. one allowed to read the weights.",
+    )
+    automount_service_account_token: bool = Field(
+        False,
+        description="Mount the ServiceAccount's API token in the pods. Off: vLLM does not call "
+        "the Kubernetes API.",
+    )
+    pod_labels: dict[str, str] | None = Field(
+        None,
+        max_length=64,
+        description="Extra pod labels. The operator's own (paretoscale.io/*, "
+        "app.kubernetes.io/name, instance, component, managed-by) cannot be set here.",
+    )
+    pod_annotations: dict[str, str] | None = Field(
+        None, max_length=64, description="Pod annotations."
+    )
+    affinity: dict[str, Any] | None = Field(
+        None,
+        description="Pod affinity (Kubernetes Affinity object); the GPU nodeSelector still "
+        "applies.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=16,
+        description="Pod topologySpreadConstraints; one without a labelSelector gets the "
+        "selector of its variant's pods.",
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
+    )
+    priority_class_name: str | None = Field(
+        None, max_length=253, pattern=DNS_SUBDOMAIN, description="Pod priorityClassName."
+    )
+    termination_grace_period_seconds: int = Field(
+        120,
+        ge=0,
+        le=86400,
+        description="Time a stopping vLLM pod has to finish its requests before it is killed.",
+    )
+    pod_security_context: dict[str, Any] | None = Field(
+        None,
+        description="Merged over the pod securityContext default "
+        "{seccompProfile: {type: RuntimeDefault}}; a key given here replaces the default's.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    container_security_context: dict[str, Any] | None = Field(
+        None,
+        description="Merged over the vLLM container's securityContext default "
+        "{allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}; a key given here "
+        "replaces the default's.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+    @model_validator(mode="after")
+    def _shm_volume_name(self) -> TemplateSpec:
+        own_shm = any(m.get("mountPath") == "/dev/shm" for m in self.volume_mounts or [])
+        named = any(v.get("name") == SHM_VOLUME for v in self.volumes or [])
+        if named and not own_shm and not shm_disabled(self.shm_size):
+            raise ValueError(
+                f"volumes: the name {SHM_VOLUME!r} is the /dev/shm volume the operator adds; "
+                "rename yours, or mount it at /dev/shm (it then replaces the operator's)"
+            )
+        return self
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _own_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
+        taken = sorted(k for k in labels or {} if reserved_label(k))
+        if taken:
+            raise ValueError(
+                f"podLabels may not set {', '.join(taken)}: the operator sets these labels "
+                "(its selectors depend on them)"
+            )
+        return labels
 
 
 class ModelDeploymentSpec(_Model):

@@ -6,12 +6,18 @@ import argparse
 import asyncio
 import json
 import logging
+import math
+import os
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from paretoscale.cliargs import gpu_price, number, port
 from paretoscale.config import OperatorSettings
+from paretoscale.controller.logs import LEVELS, configure_logging
+
+log = logging.getLogger("paretoscale")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,9 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-url", help="Prometheus base URL; without it, decisions use priors only"
     )
     p.add_argument("--prometheus-bearer-token-file")
-    p.add_argument("--tick-seconds", type=float, help="poll and decision interval (default 30)")
+    p.add_argument(
+        "--tick-seconds",
+        type=number(0, 86400, lo_open=True, unit="seconds"),
+        help="poll and decision interval (default 30)",
+    )
     p.add_argument("--rate-window", help="PromQL range for rates and histograms (default 2m)")
-    p.add_argument("--stale-after-seconds", type=float)
+    p.add_argument("--stale-after-seconds", type=number(0, 1e6, lo_open=True, unit="seconds"))
     p.add_argument(
         "--queries-file", help="YAML: query name -> PromQL template overriding a default"
     )
@@ -50,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE=USD",
         help="price fallback per GPU type (repeatable)",
     )
-    p.add_argument("--metrics-port", type=int)
-    p.add_argument("--health-port", type=int)
+    p.add_argument("--metrics-port", type=port())
+    p.add_argument("--health-port", type=port())
     p.add_argument(
         "--leader-election",
         action="store_true",
@@ -61,25 +71,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-name", help="name of the Lease (default paretoscale)")
     p.add_argument("--lease-namespace", help="namespace of the Lease (default: default)")
     p.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then KUBECONFIG)")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        default=os.environ.get("PARETOSCALE_LOG_FORMAT", "json"),
+        help="json: one JSON object per line (ts, level, logger, message, object, exception); "
+        "text: for a terminal (default json)",
+    )
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=os.environ.get("PARETOSCALE_LOG_LEVEL", "INFO").upper(),
+        help="lowest level logged (default INFO)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="same as --log-level DEBUG")
     return p
 
 
 def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
-    overrides = {
-        k: v
-        for k, v in vars(args).items()
-        if v is not None and k not in ("kubeconfig", "verbose", "price")
-    }
+    """`paretoscale run`: 2 for bad flags or settings, 1 when the operator stops on an error
+    (logged, with its traceback, in the chosen format)."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    if args.log_format not in ("json", "text"):  # a default from PARETOSCALE_LOG_FORMAT
+        parser.error(f"PARETOSCALE_LOG_FORMAT: {args.log_format!r} is not json or text")
+    if args.log_level not in LEVELS:
+        parser.error(f"PARETOSCALE_LOG_LEVEL: {args.log_level!r} is not one of {', '.join(LEVELS)}")
+    local = ("kubeconfig", "verbose", "price", "log_format", "log_level")
+    overrides = {k: v for k, v in vars(args).items() if v is not None and k not in local}
     if args.price:
         try:
-            overrides["price_fallback"] = {
-                t: float(u) for t, _, u in (p.partition("=") for p in args.price)
-            }
-        except ValueError:
-            print(f"error: --price expects TYPE=USD, got {args.price}", file=sys.stderr)
-            return 2
+            overrides["price_fallback"] = dict(gpu_price(p) for p in args.price)
+        except ValueError as e:
+            parser.error(f"argument --price: {e}")
     try:
         settings = OperatorSettings(**overrides)
     except ValidationError as e:
@@ -87,12 +112,40 @@ def main(argv: Sequence[str]) -> int:
         for err in e.errors():
             print(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}',
-    )
-    logging.getLogger("paretoscale").info("settings %s", json.dumps(settings.model_dump()))
+    infinite = _non_finite(settings)
+    if infinite:
+        print("error: invalid operator settings:", file=sys.stderr)
+        for name in infinite:
+            print(f"  {name}: must be a finite number", file=sys.stderr)
+        return 2
+    configure_logging(args.log_format, "DEBUG" if args.verbose else args.log_level)
+    log.info("settings %s", json.dumps(settings.model_dump()))
+    from kubernetes.config import ConfigException
+
     from paretoscale.controller.startup import run_operator
 
-    asyncio.run(run_operator(settings, args.kubeconfig))
+    try:
+        asyncio.run(run_operator(settings, args.kubeconfig))
+    except ConfigException as e:
+        source = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        log.critical(
+            "no Kubernetes credentials: not in a cluster, and the kubeconfig %s failed: %s; "
+            "pass --kubeconfig PATH or set KUBECONFIG",
+            source,
+            e,
+        )
+        return 1
+    except Exception:
+        log.critical("the operator stopped on an error", exc_info=True)
+        return 1
     return 0
+
+
+def _non_finite(settings: OperatorSettings) -> list[str]:
+    """Settings (from flags or PARETOSCALE_* variables) that hold NaN or infinity."""
+    bad = []
+    for name, value in settings.model_dump().items():
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            bad.append(name)
+    return bad

@@ -33,6 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from paretoscale.cliargs import MAX_RATE_RPS, number, seed
 from paretoscale.demo import DemoError, cluster, summary, view
 from paretoscale.demo.cluster import ClusterEnv
 from paretoscale.demo.console import Screen, Stopwatch, say, wait_for
@@ -325,9 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--minutes", type=float, default=5.0,
+    p.add_argument("--minutes", type=number(hi=1440), default=5.0,
                    help="wall minutes the day lasts (default 5: x288)")  # fmt: skip
-    p.add_argument("--peak-rps", type=float, default=25.0,
+    p.add_argument("--peak-rps", type=number(0, MAX_RATE_RPS, lo_open=True), default=25.0,
                    help="requests/s in the day's busiest ten minutes (default 25)")  # fmt: skip
     p.add_argument("--day", type=int, default=6,
                    help="day of the 14-day series, 0-13 (default 6: a quiet night and a busy "
@@ -344,9 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", metavar="DIR",
                    help="traces and prices (default: $PARETOSCALE_DATA_DIR, else the "
                    "repository's data/)")  # fmt: skip
-    p.add_argument("--refresh-seconds", type=float, default=3.0,
+    p.add_argument("--refresh-seconds", type=number(0, 3600, lo_open=True), default=3.0,
                    help="live view refresh (default 3)")  # fmt: skip
-    p.add_argument("--seed", type=int, default=1, help="arrivals and token lengths (default 1)")
+    p.add_argument("--seed", type=seed(), default=1, help="arrivals and token lengths (default 1)")
     return p
 
 

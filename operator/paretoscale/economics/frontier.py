@@ -8,6 +8,7 @@ build_pareto_frontier, made exact for ties: equal points are both kept).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +25,14 @@ def pareto_mask(costs: Sequence[float], qualities: Sequence[float]) -> list[bool
 
     Sort by cost, then quality descending; a point is on the frontier when its quality beats the
     best quality of every strictly cheaper point and it is the best quality at its own cost.
-    O(n log n).
+    O(n log n). Raises ValueError for a NaN or infinite cost or quality (a NaN compares
+    unequal to itself, so it has no place on the frontier) or sequences of unequal length.
     """
+    if len(costs) != len(qualities):
+        raise ValueError(f"{len(costs)} costs but {len(qualities)} qualities")
+    for i, (c, q) in enumerate(zip(costs, qualities, strict=True)):
+        if not (math.isfinite(c) and math.isfinite(q)):
+            raise ValueError(f"point {i}: cost {c} and quality {q} must be finite numbers")
     order = sorted(range(len(costs)), key=lambda i: (costs[i], -qualities[i]))
     mask = [False] * len(costs)
     best_cheaper = float("-inf")  # best quality among points strictly cheaper

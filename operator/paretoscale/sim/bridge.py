@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from paretoscale.api.gpus import GPUS
+from paretoscale.cliargs import number
 from paretoscale.sim.kube import (
     ENDPOINTS_FILE,
     GPU_PRODUCT_LABEL,
@@ -384,7 +385,7 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--file-sd-dir", required=True)
     p.add_argument("--namespace", help="watch one namespace (default: all)")
     p.add_argument("--state-dir", help="where endpoints.json and simulator logs go")
-    p.add_argument("--poll-s", type=float, default=1.0)
+    p.add_argument("--poll-s", type=number(0, 3600, lo_open=True), default=1.0)
     ns = p.parse_args(list(argv))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from paretoscale.cliargs import number, seed
 from paretoscale.sim.perfmodel import ReplicaModel
 from paretoscale.sim.precision import UnsupportedOnGpu
 from paretoscale.sim.roofline import DoesNotFit
@@ -37,32 +38,32 @@ def _sim_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-gpu", default="H100", help="GPU type from paretoscale.api.gpus")
     p.add_argument(
         "--sim-speed",
-        type=float,
+        type=number(0, 1000, lo_open=True),
         default=1.0,
         help="reality runs this many times as fast as the model (0.8: 20%% slower)",
     )
     p.add_argument(
         "--sim-startup-delay-s",
-        type=float,
+        type=number(0, 86400, unit="seconds"),
         default=0.0,
         help="seconds before the port is bound (model loading)",
     )
-    p.add_argument("--sim-seed", type=int, default=0)
+    p.add_argument("--sim-seed", type=seed(), default=0)
     p.add_argument(
         "--sim-params-b",
-        type=float,
+        type=number(0, 1e5, lo_open=True, unit="billions"),
         default=None,
         help="parameter count in billions when the name does not say",
     )
     p.add_argument(
         "--sim-time-scale",
-        type=float,
+        type=number(0, 1e6, lo_open=True),
         default=1.0,
         help="model seconds per wall second (>1 compresses time; tests only)",
     )
     p.add_argument(
         "--sim-spec-acceptance",
-        type=float,
+        type=number(0, 1),
         default=None,
         help="per-token acceptance rate of speculative drafts (data-dependent)",
     )

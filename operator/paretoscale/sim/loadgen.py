@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 import aiohttp
 import numpy as np
 
+from paretoscale.cliargs import MAX_RATE_RPS, MAX_SECONDS, integer, number, seed
 from paretoscale.sim import traces
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
@@ -342,21 +343,38 @@ def _parser() -> argparse.ArgumentParser:
     shape = p.add_mutually_exclusive_group(required=True)
     shape.add_argument("--trace", help="Azure-format trace to replay")
     shape.add_argument("--rate-series", help="ServeGen-format rate series (Poisson per window)")
-    shape.add_argument("--rate-rps", type=float, help="constant Poisson rate")
-    p.add_argument("--peak-rps", type=float, help="scale the rate series to this maximum")
-    p.add_argument("--lengths-from", help="Azure-format trace to draw token lengths from")
-    p.add_argument("--prompt-tokens", type=int, default=256)
-    p.add_argument("--output-tokens", type=int, default=128)
-    p.add_argument(
-        "--time-scale", type=float, default=1.0, help="compress trace/series time by this factor"
+    shape.add_argument(
+        "--rate-rps",
+        type=number(0, MAX_RATE_RPS, lo_open=True, unit="requests/s"),
+        help="constant Poisson rate",
     )
-    p.add_argument("--start-s", type=float, default=0.0, help="offset into the trace")
-    p.add_argument("--duration-s", type=float, help="stop sending after this many seconds")
-    p.add_argument("--max-requests", type=int)
-    p.add_argument("--concurrency", type=int, default=512)
+    p.add_argument(
+        "--peak-rps",
+        type=number(0, MAX_RATE_RPS, lo_open=True, unit="requests/s"),
+        help="scale the rate series to this maximum",
+    )
+    p.add_argument("--lengths-from", help="Azure-format trace to draw token lengths from")
+    p.add_argument("--prompt-tokens", type=integer(1, 10_000_000), default=256)
+    p.add_argument("--output-tokens", type=integer(1, 10_000_000), default=128)
+    p.add_argument(
+        "--time-scale",
+        type=number(0, 1e6, lo_open=True),
+        default=1.0,
+        help="compress trace/series time by this factor",
+    )
+    p.add_argument(
+        "--start-s", type=number(0, MAX_SECONDS), default=0.0, help="offset into the trace"
+    )
+    p.add_argument(
+        "--duration-s",
+        type=number(0, MAX_SECONDS, lo_open=True),
+        help="stop sending after this many seconds",
+    )
+    p.add_argument("--max-requests", type=integer(1, 10**9))
+    p.add_argument("--concurrency", type=integer(1, 10**6), default=512)
     p.add_argument("--no-stream", action="store_true")
     p.add_argument("--model", help="model name to send (default: none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed(), default=0)
     p.add_argument("--json-out", help="also write the report here")
     return p  # fmt: skip
 

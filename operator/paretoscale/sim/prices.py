@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from paretoscale.api.gpus import GPUS
+from paretoscale.cliargs import gpu_price, number, port
 
 PriceSource = Callable[[float], Mapping[str, float]]  # now [s since epoch] -> USD/GPU-hour
 
@@ -301,7 +302,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Serve node_gpu_hourly_cost and kube_node_labels for fake GPU nodes.",
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=9400, help="0 picks a free port")
+    p.add_argument("--port", type=port(), default=9400, help="0 picks a free port")
     p.add_argument("--nodes", required=True, help="NODE=GPU_TYPE,... e.g. h100-0=H100,l40s-0=L40S")
     p.add_argument(
         "--price",
@@ -314,13 +315,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-type", help="the GPU type the series prices (with --series)")
     p.add_argument(
         "--per-gpu-divisor",
-        type=float,
+        type=number(0, 1024, lo_open=True),
         default=1.0,
         help="divide series prices by this (8 for an 8-GPU node price)",
     )
     p.add_argument(
         "--seconds-per-day",
-        type=float,
+        type=number(0, 1e7, lo_open=True, unit="seconds"),
         default=86400.0,
         help="wall seconds per series day (time compression)",
     )
@@ -332,13 +333,11 @@ def _build(args: argparse.Namespace, now: float) -> PriceExporter:
     nodes = parse_nodes(args.nodes)
     prices: dict[str, float] = {}
     for item in args.price:
-        gpu_type, sep, usd = item.partition("=")
-        if not sep:
-            raise ValueError(f"--price: expected TYPE=USD such as H100=6.88, got {item!r}")
         try:
-            prices[gpu_type] = float(usd)
-        except ValueError:
-            raise ValueError(f"--price {item}: {usd!r} is not a number") from None
+            gpu_type, usd = gpu_price(item)
+        except ValueError as e:
+            raise ValueError(f"--price: {e}") from None
+        prices[gpu_type] = usd
     source: PriceSource | None = None
     if args.series:
         if not args.gpu_type or args.gpu_type not in GPUS:
