@@ -4,6 +4,11 @@ One result file per request rate; each becomes one point: the offered rate (`req
 or the achieved `request_throughput` for rate inf) and the latency at the SLO metric and
 percentile (`p95_e2el_ms` -> seconds). vLLM names percentile keys `p{P}_{metric}_ms` with P
 printed as an integer when whole (p99, p99.9); metrics are ttft, tpot, itl, e2el.
+
+The token mix the profile was measured at (its `profileTokens`) comes from the same files:
+prompt tokens per request = sum of `total_input_tokens` / sum of `completed`, output tokens per
+request = sum of `total_output_tokens` / sum of `completed`, over the files that hold all three
+(vllm/benchmarks/serve.py sums both over the successful requests).
 """
 
 from __future__ import annotations
@@ -25,6 +30,18 @@ class ProfileRow:
     latency_seconds: float
     completed: int | None
     failed: int | None
+    total_input_tokens: int | None = None
+    total_output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class MeasuredMix:
+    """Mean tokens per request of the load the profile was measured with."""
+
+    prompt_tokens: float
+    output_tokens: float
+    files: int  # results that stated their tokens
+    spread: float  # largest relative gap of one file's prompt or output mean from the mix's
 
 
 def percentile_key(latency: str, percentile: float) -> str:
@@ -54,9 +71,37 @@ def profile_row(
     return ProfileRow(
         requests_per_second=rate_f,
         latency_seconds=float(result[key]) / 1000.0,
-        completed=result.get("completed"),
-        failed=result.get("failed"),
+        completed=_count(result.get("completed")),
+        failed=_count(result.get("failed")),
+        total_input_tokens=_count(result.get("total_input_tokens")),
+        total_output_tokens=_count(result.get("total_output_tokens")),
     )
+
+
+def _count(x: object) -> int | None:
+    """A non-negative whole count from JSON, else None."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+        return None
+    return int(x)
+
+
+def measured_mix(rows: list[ProfileRow]) -> MeasuredMix | None:
+    """The token mix over the results that state total input/output tokens and completed
+    requests (see the module docstring); None when none does."""
+    stated = [
+        (r.total_input_tokens, r.total_output_tokens, r.completed)
+        for r in rows
+        if r.total_input_tokens is not None and r.total_output_tokens is not None and r.completed
+    ]
+    if not stated:
+        return None
+    done = sum(c for _, _, c in stated)
+    prompt = sum(i for i, _, _ in stated) / done
+    output = sum(o for _, o, _ in stated) / done
+    if prompt <= 0 or output <= 0:
+        return None
+    spread = max(max(abs(i / c / prompt - 1.0), abs(o / c / output - 1.0)) for i, o, c in stated)
+    return MeasuredMix(prompt, output, len(stated), spread)
 
 
 def build_profile(files: Mapping[str, str], latency: str, percentile: float) -> list[ProfileRow]:

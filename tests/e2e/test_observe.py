@@ -40,7 +40,7 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.config import OperatorSettings
 from paretoscale.observe.observation import observation_for
 from paretoscale.observe.prometheus import MetricsPoller, connect
-from paretoscale.observe.queries import LATENCY_METRIC_NAMES, LATENCY_QUERIES
+from paretoscale.observe.queries import DEFAULT_TEMPLATES, LATENCY_METRIC_NAMES, LATENCY_QUERIES
 from paretoscale.observe.snapshot import MetricsSnapshot
 from paretoscale.sim.prices import FakeNode, PriceExporter
 
@@ -463,7 +463,7 @@ def test_poller_against_real_prometheus(
             timeout_s=45,
             what="settled request rates in the poller's snapshot",
         )
-        assert snap.queries_run == poller.queries_per_tick == 13
+        assert snap.queries_run == poller.queries_per_tick == len(DEFAULT_TEMPLATES) == 15
         assert {k.namespace for k in snap.variants} == {"llm"}, "the namespace selector leaked"
         bf16 = _assistant(snap)["bf16"]
         assert bf16.replicas_reporting == 2

@@ -117,6 +117,35 @@ class ScaleDownIntent(_Status):
     replicas: int = Field(description="Highest lower target seen since.")
 
 
+class SaturationStatus(_Status):
+    """The saturation guard's consecutive-tick counters for the serving variant."""
+
+    variant: str | None = Field(None, description="Variant the counters are about.")
+    over_slo_ticks: int = Field(0, description="Ticks in a row with latency above the SLO.")
+    waiting_ticks: int = Field(0, description="Ticks in a row with the queue growing or high.")
+    last_waiting: float | None = Field(None, description="Requests waiting at the last tick.")
+    missing_ticks: int | None = Field(None, description="Ticks since every signal was read.")
+
+
+class ForecastStatus(_Status):
+    """The request-rate forecast's memory (rates in req/s): daily profile, trend, errors."""
+
+    at: float | None = Field(None, description="Last observation, seconds since the epoch.")
+    level: float | None = Field(None, description="Smoothed request rate.")
+    trend: float = Field(0.0, description="Trend of the rate, req/s per second.")
+    profile: list[float | None] = Field(
+        default_factory=list, max_length=48, description="Mean rate per half hour of the day."
+    )
+    slot: int | None = Field(None, description="Half-hour slot being accumulated.")
+    slot_sum: float = Field(0.0, description="Sum of the rates seen in that slot.")
+    slot_n: int = Field(0, description="Rates seen in that slot.")
+    due_at: float | None = Field(None, description="When the forecast under test falls due.")
+    due_rps: float = Field(0.0, description="What it said.")
+    margin: float = Field(1.0, description="Error margin: a high quantile of actual/forecast.")
+    error_sum: float = Field(0.0, description="Sum of absolute percentage errors.")
+    errors: int = Field(0, description="Forecasts scored.")
+
+
 class ModelDeploymentStatus(_Status):
     """Written by the operator only."""
 
@@ -152,3 +181,5 @@ class ModelDeploymentStatus(_Status):
     )
     variant_since: str | None = Field(None, description="When the active variant took over.")
     scale_down: ScaleDownIntent | None = None
+    saturation: SaturationStatus | None = Field(None, description="Saturation guard counters.")
+    forecast: ForecastStatus | None = Field(None, description="Request-rate forecast memory.")

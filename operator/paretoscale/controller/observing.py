@@ -1,22 +1,26 @@
 """From the poller's snapshot to what one reconcile needs about one ModelDeployment (pure).
 
-Wraps observe.observation_for: the Observation decide() reads, plus per-variant figures for
-the live correction (load per reporting replica, latency at the SLO) and for rollout analysis
-(the target's latency and its requests in the rate window).
+Wraps observe.observation_for: the Observation the tick reads, with per variant the signals
+of its replicas (`VariantSignals`: completions per reporting replica, requests in the rate
+window, latency at the SLO with its bucket, queue, KV cache) for the saturation guard, the
+live correction and the rollout analysis.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
-from paretoscale.api.status import ObservedStatus
+from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
-from paretoscale.decide.types import Observation
-from paretoscale.observe.observation import ObservedModel, observation_for
+from paretoscale.controller.memory import tick_memory
+from paretoscale.decide.types import LatencyReading, Observation, VariantSignals
+from paretoscale.observe.observation import ObservedModel, VariantObserved, observation_for
+from paretoscale.observe.snapshot import Histogram
+from paretoscale.tick.memory import Mode, TickMemory, TickOptions
 
 _UNITS_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -31,9 +35,6 @@ def duration_s(promql_duration: str) -> float:
 class MdObservation:
     observation: Observation
     model: ObservedModel | None = None
-    per_replica: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    latency_s: Mapping[str, float] = field(default_factory=dict)
-    requests_in_window: Mapping[str, float] = field(default_factory=dict)
 
     def status(self, at: str) -> ObservedStatus:
         o, m = self.observation, self.model
@@ -53,6 +54,43 @@ class MdObservation:
             basis="live" if live else "priors",
             at=at if live else None,
         )
+
+
+def share_within(hist: Histogram | None, le: float) -> tuple[float, float] | None:
+    """(share of observations <= le, observations per s) of a cumulative histogram whose
+    edges include le (within 1e-9 relative); None otherwise or without observations."""
+    if hist is None or hist.observations_per_s <= 0:
+        return None
+    for edge, rate in zip(hist.upper_bounds_s, hist.rates_per_s, strict=True):
+        if abs(edge - le) <= 1e-9 * le:
+            return min(1.0, rate / hist.observations_per_s), hist.observations_per_s
+    return None
+
+
+def signals(
+    f: VariantObserved, window_s: float, hist: Histogram | None = None, slo_s: float = 0.0
+) -> VariantSignals:
+    """One variant's figures as the tick reads them; `hist` is its histogram at the SLO metric
+    (for the share of requests within an SLO that is a bucket edge)."""
+    q = f.latency
+    share = share_within(hist, slo_s) if slo_s > 0 else None
+    return VariantSignals(
+        requests_per_s=f.requests_per_s,
+        requests_per_replica_s=f.requests_per_replica_s,
+        requests_in_window=f.requests_per_s * window_s if f.requests_per_s is not None else None,
+        latency=LatencyReading(
+            q.value,
+            q.lower_edge,
+            q.upper_edge,
+            share[0] if share else None,
+            share[1] * window_s if share else None,
+        )
+        if q is not None
+        else None,
+        waiting=f.waiting,
+        running=f.running,
+        kv_cache_usage=f.kv_cache_usage,
+    )
 
 
 def observe_md(
@@ -78,15 +116,44 @@ def observe_md(
     if settings.prometheus_url is None:
         obs = replace(obs, metrics_expected=False)
     window_s = duration_s(settings.rate_window)
-    per_replica, latency, requests = {}, {}, {}
-    for variant, f in model.variants.items():
-        if f.latency is not None:
-            latency[variant] = f.latency.value
-            # Learn capacity only at a steady state: with requests waiting, latency is the
-            # backlog of an earlier overload (e.g. just before a scale-up), not this load's.
-            steady = f.waiting is not None and f.waiting < 1
-            if f.requests_per_replica_s is not None and not f.latency.in_overflow_bucket and steady:
-                per_replica[variant] = (f.requests_per_replica_s, f.latency.value)
-        if f.requests_per_s is not None:
-            requests[variant] = f.requests_per_s * window_s
-    return MdObservation(obs, model, per_replica, latency, requests)
+    mine = (
+        snapshot.for_modeldeployment(namespace, name)
+        if settings.prometheus_url and model.variants
+        else {}
+    )
+    obs = replace(
+        obs,
+        variants={
+            v: signals(
+                f,
+                window_s,
+                mine[v].latency.get(spec.slo.latency) if v in mine else None,
+                spec.slo.seconds,
+            )
+            for v, f in model.variants.items()
+        },
+    )
+    return MdObservation(obs, model)
+
+
+def operator_inputs(
+    snapshot: Any,
+    settings: OperatorSettings,
+    namespace: str,
+    name: str,
+    spec: ModelDeploymentSpec,
+    now: float,
+    status: ModelDeploymentStatus,
+    fresh: TickMemory | None = None,
+) -> tuple[MdObservation, TickMemory]:
+    """What the tick reads in the operator: the observation from the poller's snapshot and
+    the memory from the last status (saturation and forecast from `fresh`, this process's
+    newest, when there is one). controller/reconcile.py calls this, then tick()."""
+    seen = observe_md(snapshot, settings, namespace, name, spec, now, status.capacity_corrections)
+    return seen, tick_memory(status, fresh)
+
+
+def tick_options(settings: OperatorSettings, mode: Mode) -> TickOptions:
+    """How the operator runs the tick: every piece on, in the ModelDeployment's mode, at the
+    poller's interval."""
+    return TickOptions(mode=mode, tick_seconds=settings.tick_seconds)

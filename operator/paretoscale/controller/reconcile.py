@@ -1,8 +1,8 @@
-"""One reconcile of one ModelDeployment: the imperative shell around the pure core.
+"""One reconcile of one ModelDeployment: the imperative shell around the pure tick.
 
-    status + spec ─► observe (snapshot, no I/O) ─► decide ─► rollout.step ─► plan_changes
-                                                                  │               │
-                                   status patch + events ◄────────┴──── apply (SSA) ◄
+    status + spec ─► observe (snapshot, no I/O) ─► tick (tick/tick.py) ─► plan_changes
+                      memory (controller/memory.py) ─┘        │                 │
+                                   status patch + events ◄────┴────── apply (SSA) ◄
 
 Reads no API: the Deployments come from a kopf index, metrics from the poller's snapshot, the
 last status from the per-object memory (we are its only writer) or the object. Writes only
@@ -28,26 +28,20 @@ from paretoscale.api.manifest import parse_spec
 from paretoscale.api.status import ModelDeploymentStatus
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache, Key
+from paretoscale.controller.memory import status_changed, with_memory
 from paretoscale.controller.metrics import OperatorMetrics
-from paretoscale.controller.observing import MdObservation, observe_md
+from paretoscale.controller.observing import operator_inputs, tick_options
 from paretoscale.controller.status import (
     TickResult,
     build_status,
     comparable,
     invalid_spec_status,
-    parse_time,
-    recently_failed,
-    retry_after_s,
     rfc3339,
-    rollout_state,
-    scale_down_of,
 )
-from paretoscale.decide.corrections import update_corrections
-from paretoscale.decide.policy import decide
-from paretoscale.decide.types import CurrentState
 from paretoscale.errors import SpecError
-from paretoscale.rollout.analysis import Verdict, analyze
-from paretoscale.rollout.machine import Event, VariantFacts, step
+from paretoscale.rollout.machine import Event, VariantFacts
+from paretoscale.tick.memory import TickMemory
+from paretoscale.tick.tick import tick
 
 log = logging.getLogger("paretoscale")
 # After a start, the watch may deliver a ModelDeployment before its Deployments: acting then
@@ -62,6 +56,7 @@ class ObjectMemory:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status: ModelDeploymentStatus | None = None
     applied: dict[str, str] = field(default_factory=dict)  # object key -> rendered hash
+    tick: TickMemory | None = None  # the newest tick memory (status holds the last written)
 
 
 @dataclass
@@ -142,10 +137,10 @@ async def _reconcile(
         return
 
     mode = ctx.settings.default_mode or spec.mode
-    seen: MdObservation = observe_md(
-        ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old.capacity_corrections
+    seen, memory = operator_inputs(
+        ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old, mem.tick
     )
-    state0 = rollout_state(old.rollout)
+    state0 = memory.rollout
     if mode == "Auto" and state0.active and state0.active not in deployments:
         if now - ctx.started_at < CACHE_WARMUP_S:
             log.info(
@@ -153,41 +148,15 @@ async def _reconcile(
             )
             return
         log.warning("%s/%s: the Deployment of %s is gone; recreating it", ns, name, state0.active)
-    active_facts = deployments.get(state0.active or "", VariantFacts())
-    current = CurrentState(
-        active=old.active_variant
-        if mode == "Auto"
-        else old.decision.variant
-        if old.decision
-        else None,
-        replicas=active_facts.desired
-        if mode == "Auto"
-        else (old.decision.replicas if old.decision else 0),
-        variant_since=parse_time(old.variant_since),
-        scale_down=scale_down_of(old),
-        rollout_in_progress=state0.phase != "Stable",
-        pods_loading=active_facts.ready < active_facts.desired,
-        recently_failed=recently_failed(old, now, retry_after_s(spec.rollout)),
+    outcome = tick(
+        spec, memory, seen.observation, deployments, now, tick_options(ctx.settings, mode)
     )
-    decision = decide(spec, seen.observation, current)
-    corrections = update_corrections(spec, old.capacity_corrections, seen.per_replica)
+    decision = outcome.decision
+    mem.tick = outcome.memory
 
-    result_step = None
+    result_step = outcome.step
     apply_error = None
-    if mode == "Auto":
-        target = state0.target
-        verdict = analyze(
-            target or "",
-            seen.latency_s.get(target or ""),
-            spec.slo.seconds,
-            f"p{spec.slo.percentile:g} {spec.slo.latency}",
-            seen.requests_in_window.get(target or ""),
-            None,
-            seen.latency_s.get(state0.active or ""),
-        )
-        if seen.observation.metrics_expected and seen.observation.requests_per_s is None:
-            verdict = Verdict("Unavailable", seen.observation.metrics_problem or "no metrics")
-        result_step = step(state0, decision, deployments, verdict, spec.rollout, now)
+    if result_step is not None:
         owner = Owner(name, ns, meta["uid"])
         changes = plan_changes(owner, spec, result_step.fleet, set(deployments), mem.applied)
         try:
@@ -201,6 +170,7 @@ async def _reconcile(
             ctx.metrics.apply_errors.labels(**labels).inc()
             mem.applied = {}
             result_step = None
+            mem.tick = None  # the status (not this tick's memory) is what happened
         if result_step is not None:
             for ev in result_step.events:
                 _emit(emit, ev)
@@ -216,10 +186,10 @@ async def _reconcile(
         observed=seen.status(rfc3339(now)),
         metrics_problem=seen.observation.metrics_problem,
         prometheus_configured=ctx.settings.prometheus_url is not None,
-        capacity_corrections=corrections,
+        capacity_corrections=dict(outcome.corrections),
         apply_error=apply_error,
     )
-    new = build_status(old, result)
+    new = with_memory(build_status(old, result), outcome.memory)
     if mode == "Recommend" and (
         old.decision is None
         or (old.decision.variant, old.decision.replicas)
@@ -238,7 +208,7 @@ async def _reconcile(
     if serving is not None:
         ctx.metrics.hourly_cost.labels(**labels).set(serving.hourly_cost_usd)
         ctx.metrics.net_value.labels(**labels).set(serving.net_value_per_hour_usd)
-    if comparable(new) != comparable(old):
+    if status_changed(new, old):
         await _write_status(ctx, ns, name, new, mem)
 
 

@@ -21,9 +21,11 @@ from paretoscale.api.status import (
     SwitchRecord,
     VariantStatus,
 )
-from paretoscale.api.types import RolloutSpec
 from paretoscale.decide.types import Decision, ScaleDown, VariantEval
 from paretoscale.rollout.machine import RolloutState, Step
+from paretoscale.tick.memory import RolledBack
+from paretoscale.tick.tick import recently_failed as tick_recently_failed
+from paretoscale.tick.tick import retry_after_s as retry_after_s
 
 MAX_SWITCHES = 10
 
@@ -300,25 +302,17 @@ def scale_down_of(status: ModelDeploymentStatus) -> ScaleDown | None:
     return ScaleDown(since or 0.0, status.scale_down.replicas)
 
 
-def retry_after_s(rollout: RolloutSpec) -> float:
-    """How long a variant whose rollout failed is not tried again: the longer of the minimum
-    dwell and two ready timeouts, so a dwell of 0 does not mean a retry loop."""
-    return float(max(rollout.min_dwell_seconds, 2 * rollout.ready_timeout_seconds))
-
-
 def recently_failed(
     status: ModelDeploymentStatus, now: float, min_dwell_s: float
 ) -> dict[str, str]:
-    """Variants rolled back from within the last min dwell, with why (from lastSwitches)."""
-    out: dict[str, str] = {}
-    for sw in status.last_switches:
-        at = parse_time(sw.at)
-        if sw.outcome == "rolledBack" and at is not None and now - at < min_dwell_s:
-            out.setdefault(
-                sw.to_variant,
-                f"rolled back at {sw.at} ({sw.reason}); not retried before {rfc3339(at + min_dwell_s)}",
-            )
-    return out
+    """Variants rolled back from within the last min dwell, with why (from lastSwitches); the
+    tick's rule (tick/tick.py), read from the status."""
+    rolled = tuple(
+        RolledBack(sw.to_variant, at, sw.reason)
+        for sw in status.last_switches
+        if sw.outcome == "rolledBack" and (at := parse_time(sw.at)) is not None
+    )
+    return tick_recently_failed(rolled, now, min_dwell_s)
 
 
 def comparable(status: ModelDeploymentStatus) -> dict[str, object]:

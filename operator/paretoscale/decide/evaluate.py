@@ -20,6 +20,14 @@ from paretoscale.economics.cost import (
 )
 from paretoscale.economics.frontier import pareto_mask
 from paretoscale.economics.value import calibration_factor, payback_days, value_per_hour_usd
+from paretoscale.economics.work import (
+    AZURE_CONVERSATION_MIX,
+    WORK_WEIGHTS,
+    LatencyMetric,
+    TokenMix,
+    curve_at_mix,
+    decode_kind,
+)
 
 
 def spec_calibration(spec: ModelDeploymentSpec) -> float:
@@ -29,16 +37,44 @@ def spec_calibration(spec: ModelDeploymentSpec) -> float:
     return calibration_factor([(t.offline_delta, t.online_delta) for t in spec.value.ab_tests])
 
 
+def profile_mix(variant: VariantSpec) -> TokenMix:
+    """The token mix the variant's profile was measured at: profileTokens, else the Azure
+    conversation means."""
+    t = variant.profile_tokens
+    return TokenMix(t.prompt_tokens, t.output_tokens) if t else AZURE_CONVERSATION_MIX
+
+
+def profile_curve(
+    variant: VariantSpec, metric: LatencyMetric, mix: TokenMix | None
+) -> tuple[list[float], list[float]]:
+    """The variant's profile (rates [req/s], latencies [s]) at the observed token `mix`
+    (economics/work.py: curve_at_mix from its profileTokens); as measured without a mix."""
+    assert variant.profile is not None
+    rates = [p.requests_per_second for p in variant.profile]
+    lats = [p.latency_seconds for p in variant.profile]
+    if mix is None:
+        return rates, lats
+    method = variant.vllm.speculative.method if variant.vllm.speculative else None
+    weights = WORK_WEIGHTS[decode_kind(method)]
+    return curve_at_mix(rates, lats, metric, profile_mix(variant), mix, weights)
+
+
 def variant_capacity(
     variant: VariantSpec,
     slo_s: float,
     tokens_per_request: float | None,
     correction: float | None,
+    metric: LatencyMetric = "e2e",
+    mix: TokenMix | None = None,
 ) -> tuple[float, CapacityBasis]:
-    """Requests/s one replica serves within the SLO, and where that figure comes from."""
+    """Requests/s one replica serves within the SLO, and where that figure comes from.
+
+    With an observed token `mix`, a profile is read at that mix (profile_curve: the work
+    model of economics/work.py, `metric` the SLO's latency); without one as measured. The
+    FLOP proxy counts the mix's prompt + output tokens. `correction` multiplies either.
+    """
     if variant.profile:
-        rates = [p.requests_per_second for p in variant.profile]
-        lats = [p.latency_seconds for p in variant.profile]
+        rates, lats = profile_curve(variant, metric, mix)
         cap = capacity_at_slo_rps(rates, lats, slo_s)
         if correction is not None and correction > 0:
             return cap * correction, "live"
@@ -47,7 +83,7 @@ def variant_capacity(
     gpu = gpu_spec(variant.gpu.type)
     cap = flop_proxy_capacity_rps(
         variant.parameters,
-        tokens_per_request or DEFAULT_TOKENS_PER_REQUEST,
+        (mix.total_tokens if mix else tokens_per_request) or DEFAULT_TOKENS_PER_REQUEST,
         gpu.bf16_dense_tflops * 1e12,
         variant.gpu.count,
     )
@@ -68,10 +104,12 @@ def evaluate(
     corrections: Mapping[str, float],
     tokens_per_request: float | None = None,
     blocked: Mapping[str, str] | None = None,
+    mix: TokenMix | None = None,
 ) -> tuple[VariantEval, ...]:
     """Every variant at `requests_per_s`, with the frontier marked among the feasible ones.
 
     `blocked` maps variants that may not be chosen now (a rollout to them just failed) to why.
+    `mix`: the observed token mix; capacities are scaled to it (variant_capacity).
     """
     prices = gpu_prices(spec, live_prices)
     inventory = {g.type: g.available for g in spec.gpus}
@@ -80,13 +118,20 @@ def evaluate(
     rows: list[VariantEval] = []
     for v in spec.variants:
         cap, basis = variant_capacity(
-            v, spec.slo.seconds, tokens_per_request, corrections.get(v.name)
+            v,
+            spec.slo.seconds,
+            tokens_per_request,
+            corrections.get(v.name),
+            spec.slo.latency,
+            mix,
         )
         lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
         hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
         n = replicas_for_rate(requests_per_s, cap, spec.traffic.target_utilization, lo, hi)
         reason = ""
         slo_words = f"p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s"
+        if mix is not None and v.profile:
+            slo_words += f" at the observed {mix} (profiled at {profile_mix(v)})"
         if n is None and cap <= 0:
             lightest = (
                 f" ({v.profile[0].requests_per_second:g} req/s: {v.profile[0].latency_seconds:g}s)"
@@ -97,7 +142,7 @@ def evaluate(
             n = hi
         elif n is None:
             reason = (
-                f"cannot meet p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s "
+                f"cannot meet {slo_words} "
                 f"at {requests_per_s:.2f} req/s with at most {hi} replicas "
                 f"({cap:.2f} req/s each at the SLO)"
             )

@@ -10,6 +10,7 @@ window (the highest target seen in the window wins, as the HPA does).
 from __future__ import annotations
 
 from paretoscale.decide.types import ScaleDown, VariantEval
+from paretoscale.economics.money import usd
 
 
 def margin_guard(current: VariantEval, best: VariantEval, switch_margin: float) -> str | None:
@@ -18,8 +19,8 @@ def margin_guard(current: VariantEval, best: VariantEval, switch_margin: float) 
     needed = switch_margin * current.hourly_cost_usd
     if gain <= 0 or gain < needed:
         return (
-            f"{best.name} would gain ${gain:.2f}/h, below the switch margin "
-            f"({switch_margin:.0%} of ${current.hourly_cost_usd:.2f}/h = ${needed:.2f}/h)"
+            f"{best.name} would gain {usd(gain, '/h')}, below the switch margin "
+            f"({switch_margin:.0%} of {usd(current.hourly_cost_usd, '/h')} = {usd(needed, '/h')})"
         )
     return None
 
@@ -55,8 +56,8 @@ def payback_guard(
     horizon_s = max(min_dwell_s, cutover_s)
     if gain_per_h * horizon_s / 3600.0 < switching_cost:
         return (
-            f"{best.name} would gain ${gain_per_h * horizon_s / 3600:.2f} over "
-            f"{horizon_s / 60:.0f} min, less than the ${switching_cost:.2f} the cut-over costs"
+            f"{best.name} would gain {usd(gain_per_h * horizon_s / 3600)} over "
+            f"{horizon_s / 60:.0f} min, less than the {usd(switching_cost)} the cut-over costs"
         )
     return None
 

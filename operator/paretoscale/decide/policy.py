@@ -1,10 +1,19 @@
 """decide(): the variant and replica count a ModelDeployment should run, with reasons.
 
-Spec + observation + current state -> Decision, pure. The best variant is the feasible one
+Spec + observation + current state -> Decision, pure. The load is the observed demand
+(arrivals where measured, else completions; Observation.demand_per_s) and capacities are read
+at the observed token mix (evaluate.py). The best variant is the feasible one
 (meets the SLO at the needed replicas within its bounds and the GPU inventory) with the
 highest net value per hour; ties go to higher quality, then lower cost, then name, so the
 choice is always on the frontier. What runs moves to it only past the guards (guards.py);
 missing metrics never move anything.
+
+Two floors sit on the replicas the model asks for, both bounded by the variant's maxReplicas
+and the GPU inventory: the forecast (`ahead`: the rate expected once a new replica would be
+Ready, decide/forecast.py: its point forecast at the target utilization, and with its error
+margin at full capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
+variant gets the replicas the signals ask for at once, and a variant whose signals do not all
+agree it is calm is not scaled down.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from collections.abc import Mapping
 
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.evaluate import evaluate
+from paretoscale.decide.forecast import RateForecast
 from paretoscale.decide.guards import (
     cutover_seconds,
     dwell_guard,
@@ -20,7 +30,10 @@ from paretoscale.decide.guards import (
     payback_guard,
     stabilized_replicas,
 )
+from paretoscale.decide.saturation import Saturation
 from paretoscale.decide.types import Action, CurrentState, Decision, Observation, VariantEval
+from paretoscale.economics.capacity import replicas_for_rate
+from paretoscale.economics.money import usd
 
 
 def best_variant(evals: tuple[VariantEval, ...]) -> VariantEval | None:
@@ -48,22 +61,63 @@ def _fallback(
 
 def _money(e: VariantEval) -> str:
     return (
-        f"{e.name}: {e.replicas} x {e.gpu_type}, ${e.hourly_cost_usd:.2f}/h, "
-        f"net ${e.net_value_per_hour_usd:.2f}/h"
+        f"{e.name}: {e.replicas} x {e.gpu_type}, {usd(e.hourly_cost_usd, '/h')}, "
+        f"net {usd(e.net_value_per_hour_usd, '/h')}"
     )
 
 
-def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> Decision:
+def replica_bounds(spec: ModelDeploymentSpec, name: str) -> tuple[int, int]:
+    """(min, max) replicas of a variant: its bounds (else spec.traffic's), max also within
+    the GPU inventory."""
+    v = next(x for x in spec.variants if x.name == name)
+    lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
+    hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
+    available = next((g.available for g in spec.gpus if g.type == v.gpu.type), hi * v.gpu.count)
+    return lo, max(lo, min(hi, available // v.gpu.count))
+
+
+def _floored(
+    spec: ModelDeploymentSpec, e: VariantEval, ahead: RateForecast | None, reasons: list[str]
+) -> int:
+    """e's replicas, raised to what the forecast needs when they would be Ready: the point
+    forecast at the target utilization, and the forecast with its error margin at full
+    capacity at the SLO (the margin is then the headroom); within bounds."""
+    if ahead is None or not e.feasible:
+        return e.replicas
+    lo, hi = replica_bounds(spec, e.name)
+    util = spec.traffic.target_utilization
+    point = replicas_for_rate(ahead.point_rps, e.capacity_rps, util, lo, hi)
+    upper = replicas_for_rate(ahead.upper_rps, e.capacity_rps, 1.0, lo, hi)
+    n = max(hi if point is None else point, hi if upper is None else upper)
+    if n > e.replicas:
+        reasons.append(
+            f"{e.name}: {n} replicas for the {ahead.point_rps:.2f} req/s forecast "
+            f"in {ahead.horizon_s:.0f}s (up to {ahead.upper_rps:.2f})"
+        )
+        return n
+    return e.replicas
+
+
+def decide(
+    spec: ModelDeploymentSpec,
+    obs: Observation,
+    state: CurrentState,
+    saturation: Saturation | None = None,
+    ahead: RateForecast | None = None,
+) -> Decision:
     """Decide what should run now. See the module docstring for the rule."""
-    live = obs.requests_per_s is not None
-    rate = (
-        obs.requests_per_s
-        if obs.requests_per_s is not None
-        else spec.traffic.expected_requests_per_second
-    )
+    demand = obs.demand_per_s
+    live = demand is not None
+    rate = demand if demand is not None else spec.traffic.expected_requests_per_second
     blocked = {k: v for k, v in state.recently_failed.items() if k != state.active}
     evals = evaluate(
-        spec, rate, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request, blocked
+        spec,
+        rate,
+        obs.usd_per_gpu_hour,
+        obs.capacity_factors,
+        obs.tokens_per_request,
+        blocked,
+        obs.token_mix,
     )
     by_name = {e.name: e for e in evals}
     best = best_variant(evals)
@@ -113,12 +167,12 @@ def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> 
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
         reasons.append(f"{_money(best)}: highest net value of the feasible variants")
-        return done(best, best.replicas, "switch")
+        return done(best, _floored(spec, best, ahead, reasons), "switch")
 
     if best.name != current.name:
         if not current.feasible:
             reasons.append(f"{current.name} {current.reason}; switching to {_money(best)}")
-            return done(best, best.replicas, "switch")
+            return done(best, _floored(spec, best, ahead, reasons), "switch")
         cutover = cutover_seconds(
             next(v.startup_seconds for v in spec.variants if v.name == best.name),
             spec.rollout.verify_seconds,
@@ -137,17 +191,27 @@ def decide(spec: ModelDeploymentSpec, obs: Observation, state: CurrentState) -> 
                 f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
                 f"({_money(current)}; {_money(best)})"
             )
-            return done(best, best.replicas, "switch")
+            return done(best, _floored(spec, best, ahead, reasons), "switch")
         reasons.append(f"staying on {current.name}: {held}")
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 
-    if state.pods_loading and current.replicas != state.replicas:
+    wanted = _floored(spec, current, ahead, reasons)
+    if saturation is not None and saturation.saturated:
+        _, hi = replica_bounds(spec, current.name)
+        n = min(hi, max(saturation.replicas, wanted))
+        if n > wanted:
+            reasons.append(f"{saturation.reason}: {n} replicas")
+            wanted = n
+    elif saturation is not None and not saturation.calm and wanted < state.replicas:
+        reasons.append(f"no scale-down while not every signal agrees ({saturation.reason})")
+        wanted = state.replicas
+    if state.pods_loading and wanted != state.replicas:
         reasons.append(f"{current.name} pods are still loading: replicas held at {state.replicas}")
         return done(current, state.replicas, "hold", state.scale_down)
     replicas, pending, why = stabilized_replicas(
         state.replicas,
-        current.replicas,
+        wanted,
         state.scale_down,
         obs.at,
         spec.traffic.scale_down_stabilization_seconds,

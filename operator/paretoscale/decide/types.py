@@ -11,12 +11,47 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from paretoscale.economics.work import TokenMix
+
 Action = Literal["stay", "scale", "switch", "hold"]
 CapacityBasis = Literal["profile", "live", "estimate"]
 
 # Tokens per request assumed by the FLOP proxy when nothing was observed: the mean of the
 # Azure LLM inference trace 2023, conversation (1,155 prompt + 211 output tokens).
 DEFAULT_TOKENS_PER_REQUEST = 1366.0
+
+
+@dataclass(frozen=True)
+class LatencyReading:
+    """A histogram quantile at the SLO percentile [s] and the bucket (lower, upper] holding it.
+
+    The value is interpolated inside the bucket (as histogram_quantile does); only the bucket
+    is measured. upper = +inf: above the highest finite edge (the value is that edge).
+    Where the SLO is one of the histogram's edges, the histogram also says exactly which share
+    of the window's requests met it (`within_slo`, of `count` observations)."""
+
+    value: float
+    lower_edge: float
+    upper_edge: float
+    within_slo: float | None = None  # share of observations <= the SLO (an edge), 0-1
+    count: float | None = None  # observations in the window
+
+    @property
+    def in_overflow_bucket(self) -> bool:
+        return self.upper_edge == float("inf")
+
+
+@dataclass(frozen=True)
+class VariantSignals:
+    """One variant's live readings, as the shell read them; None = not read, never zero."""
+
+    requests_per_s: float | None = None  # completions/s over the rate window
+    requests_per_replica_s: float | None = None  # completions per reporting replica-second
+    requests_in_window: float | None = None  # completions in the rate window
+    latency: LatencyReading | None = None  # at the spec's SLO metric and percentile
+    waiting: float | None = None  # vllm:num_requests_waiting, summed over replicas
+    running: float | None = None  # vllm:num_requests_running, summed over replicas
+    kv_cache_usage: float | None = None  # vllm:kv_cache_usage_perc, mean over replicas 0-1
 
 
 @dataclass(frozen=True)
@@ -32,6 +67,33 @@ class Observation:
     # False when no Prometheus is configured: the priors (expected load) then decide, since
     # nothing better will ever come; True means missing data is a failure and holds.
     metrics_expected: bool = True
+    # Per variant, what the serving replicas show (saturation guard, live correction, analysis).
+    variants: Mapping[str, VariantSignals] = field(default_factory=dict)
+    # Demand in the units that cost; None = not measured. Arrivals [req/s] = completions (all
+    # finish reasons, aborted included) + the growth of running + waiting requests: a
+    # saturated fleet completes at its capacity, so completions alone hide demand.
+    arrivals_per_s: float | None = None
+    aborted_per_s: float | None = None  # finished_reason="abort", part of requests_per_s
+    prompt_tokens_per_request: float | None = None  # the observed token mix
+    output_tokens_per_request: float | None = None
+
+    @property
+    def demand_per_s(self) -> float | None:
+        """Requests/s to plan for: arrivals where measured (never below 0), else completions;
+        None when metrics are unavailable."""
+        if self.requests_per_s is None:
+            return None
+        if self.arrivals_per_s is None:
+            return self.requests_per_s
+        return max(self.arrivals_per_s, 0.0)
+
+    @property
+    def token_mix(self) -> TokenMix | None:
+        """Prompt and output tokens per request, when both were observed."""
+        p, o = self.prompt_tokens_per_request, self.output_tokens_per_request
+        if p is None or o is None or p <= 0 or o <= 0:
+            return None
+        return TokenMix(p, o)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """From a metrics snapshot to what decide() reads for one ModelDeployment. Pure.
 
 `observation_for()` picks one ModelDeployment's series out of the shared snapshot and returns
-its `Observation` (load, tokens per request, prices) together with per-variant figures for the
-status and the explanation (rate, latency at the spec's SLO metric and percentile with the
-bucket edges around it, replicas reporting, queue, KV cache, speculative acceptance).
+its `Observation` (load, arrivals, token mix, prices) together with per-variant figures for the
+status and the explanation (rate, arrivals, latency at the spec's SLO metric and percentile with
+the bucket edges around it, replicas reporting, queue, KV cache, speculative acceptance).
 
 The load is unavailable (requests_per_s=None, with `metrics_problem` in words) when:
 - no Prometheus is configured (snapshot None): decide() runs on the spec's priors;
@@ -13,7 +13,11 @@ The load is unavailable (requests_per_s=None, with `metrics_problem` in words) w
   one whose pods do not exist yet: decide() falls back to spec.traffic.expectedRequestsPerSecond.
 
 Total load = sum over the ModelDeployment's variants (an old variant still draining counts);
-a variant scraped too recently to have a rate is left out and named in `notes`. Latency over
+a variant scraped too recently to have a rate is left out and named in `notes`. Arrivals =
+sum over the same variants of completions + queue growth (a variant without a queue-growth
+series counts its completions; None when no variant has one, e.g. an override or a recording
+that lacks the query). Token mix: prompt and generated tokens per finished request, weighted
+by requests over the variants. Latency over
 the whole ModelDeployment comes from the variants' bucket rates summed per edge.
 Prices: the live price for each of the spec's GPU types where the (fresh) snapshot has one,
 else settings.price_fallback; decide() falls back to spec.gpus[].usdPerHour for the rest.
@@ -50,6 +54,10 @@ class VariantObserved:
     kv_cache_usage: float | None = None
     tokens_per_request: float | None = None
     spec_decode_acceptance: float | None = None
+    arrivals_per_s: float | None = None  # completions + queue growth
+    aborted_per_s: float | None = None
+    prompt_tokens_per_request: float | None = None
+    output_tokens_per_request: float | None = None
 
     @property
     def requests_per_replica_s(self) -> float | None:
@@ -160,6 +168,7 @@ def observation_for(
     counted = {v: m for v, m in mine.items() if m.requests_per_s is not None}
     if counted:
         total_rps = sum(m.requests_per_s for m in counted.values() if m.requests_per_s is not None)
+        prompt, output = _mix(counted)
         observation = Observation(
             at=now,
             requests_per_s=total_rps,
@@ -167,6 +176,10 @@ def observation_for(
             usd_per_gpu_hour=MappingProxyType(prices),
             capacity_factors=factors,
             metrics_problem=None,
+            arrivals_per_s=_arrivals(counted),
+            aborted_per_s=_sum(m.aborted_per_s for m in counted.values()),
+            prompt_tokens_per_request=prompt,
+            output_tokens_per_request=output,
         )
     else:
         observation = unavailable(
@@ -205,6 +218,10 @@ def _figures(
         kv_cache_usage=m.kv_cache_usage,
         tokens_per_request=m.tokens_per_request,
         spec_decode_acceptance=m.spec_decode_acceptance,
+        arrivals_per_s=m.arrivals_per_s,
+        aborted_per_s=m.aborted_per_s,
+        prompt_tokens_per_request=m.prompt_tokens_per_request,
+        output_tokens_per_request=m.generation_tokens_per_request,
     )
 
 
@@ -258,6 +275,32 @@ def _tokens_per_request(variants: Mapping[str, VariantMetrics]) -> float | None:
         tokens += m.prompt_tokens_per_s + m.generation_tokens_per_s
         requests += m.requests_per_s
     return tokens / requests if requests > 0 else None
+
+
+def _arrivals(variants: Mapping[str, VariantMetrics]) -> float | None:
+    """Sum of arrivals (completions + queue growth) over the variants; a variant without a
+    queue-growth series counts its completions; None when no variant has one."""
+    if all(m.queue_growth_per_s is None for m in variants.values()):
+        return None
+    total = 0.0
+    for m in variants.values():
+        arrivals = m.arrivals_per_s
+        total += arrivals if arrivals is not None else (m.requests_per_s or 0.0)
+    return total
+
+
+def _mix(variants: Mapping[str, VariantMetrics]) -> tuple[float | None, float | None]:
+    """Request-weighted prompt and generated tokens per request over the variants that report
+    both; (None, None) without any."""
+    prompt = output = requests = 0.0
+    for m in variants.values():
+        p, g, r = m.prompt_tokens_per_s, m.generation_tokens_per_s, m.requests_per_s
+        if p is None or g is None or r is None:
+            continue
+        prompt, output, requests = prompt + p, output + g, requests + r
+    if requests <= 0:
+        return None, None
+    return prompt / requests, output / requests
 
 
 def _notes(

@@ -10,7 +10,14 @@ Templates use `string.Template` placeholders, because PromQL is full of braces:
 
 - `$window`: the rate() range, from settings.rate_window (a PromQL duration such as `2m`);
 - `$selector`: label matchers without braces (empty, or `namespace=~"a|b"` when the operator
-  watches some namespaces only), built by `selector_for()`, which escapes the values.
+  watches some namespaces only), built by `selector_for()`, which escapes the values (PromQL
+  accepts the trailing comma `{finished_reason="abort",}` leaves when it is empty).
+
+Demand: vLLM counts finished requests (`vllm:request_success_total`, every finish reason,
+aborts as `finished_reason="abort"` where the vLLM version records them) but no arrivals, so
+arrivals per variant = request_rate + queue_growth, the slope (`deriv`) of running + waiting
+requests over the same window: a saturated replica finishes at its capacity while its queue
+grows at the rest of the demand.
 
 Each template can be replaced by name from the settings' queries_file (YAML: name -> PromQL);
 `load_templates()` refuses unknown names and unknown placeholders. An override must keep the
@@ -98,6 +105,20 @@ DEFAULT_TEMPLATES: Mapping[str, QueryTemplate] = MappingProxyType(
                 "vllm:inter_token_latency_seconds_bucket",
                 "Inter-token latency histogram, as bucket rates per second.",
             ),
+            QueryTemplate(
+                "aborted_rate",
+                'Aborted requests per second (finished_reason="abort": clients that gave up; '
+                "part of request_rate).",
+                f"sum by ({_BY}) (rate(vllm:request_success_total"
+                '{finished_reason="abort",$selector}[$window]))',
+            ),
+            QueryTemplate(
+                "queue_growth",
+                "Growth of running + waiting requests per second (deriv over the rate window); "
+                "arrivals = request_rate + queue_growth, since vLLM counts no arrivals.",
+                f"sum by ({_BY}) (deriv(vllm:num_requests_running{{$selector}}[$window]) "
+                f"+ deriv(vllm:num_requests_waiting{{$selector}}[$window]))",
+            ),
             _rate(
                 "prompt_tokens_rate",
                 "vllm:prompt_tokens_total",
@@ -158,6 +179,8 @@ LATENCY_METRIC_NAMES: Mapping[LatencyMetric, str] = MappingProxyType(
     }
 )
 RATE_QUERY = "request_rate"
+ABORTED_QUERY = "aborted_rate"
+QUEUE_GROWTH_QUERY = "queue_growth"
 PRICE_QUERY = "gpu_price"
 
 

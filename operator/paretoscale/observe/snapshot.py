@@ -6,7 +6,8 @@ per (namespace, modeldeployment, variant) and USD per GPU-hour per GPU type. It 
 so it is tested on recorded JSON.
 
 Rules:
-- A value that is NaN, infinite, negative or missing becomes None, never zero.
+- A value that is NaN, infinite, negative or missing becomes None, never zero; only the queue
+  growth (a slope) may be negative.
 - A histogram with any such bucket is dropped (None), as is one without a +Inf bucket.
 - A failed request-rate query fails the whole snapshot (`rate_failed`); the failure of another
   query empties only its fields. Every failure is written in `problem`, in words.
@@ -25,10 +26,12 @@ from typing import Any
 from paretoscale.api.gpus import GPUS
 from paretoscale.observe.histogram import Quantile, histogram_quantile
 from paretoscale.observe.queries import (
+    ABORTED_QUERY,
     GPU_PRODUCT_LABEL,
     GROUP_LABELS,
     LATENCY_QUERIES,
     PRICE_QUERY,
+    QUEUE_GROWTH_QUERY,
     RATE_QUERY,
     LatencyMetric,
 )
@@ -76,8 +79,10 @@ class Histogram:
 class VariantMetrics:
     """What Prometheus says about one variant. None = not measured, never zero."""
 
-    requests_per_s: float | None = None
+    requests_per_s: float | None = None  # finished, every finish reason
     latency: Mapping[LatencyMetric, Histogram] = field(default_factory=lambda: _EMPTY)
+    aborted_per_s: float | None = None  # finished_reason="abort", part of requests_per_s
+    queue_growth_per_s: float | None = None  # d/dt (running + waiting); negative: draining
     prompt_tokens_per_s: float | None = None
     generation_tokens_per_s: float | None = None
     running: float | None = None
@@ -86,6 +91,14 @@ class VariantMetrics:
     spec_decode_accepted_per_s: float | None = None
     spec_decode_draft_per_s: float | None = None
     replicas_reporting: int | None = None
+
+    @property
+    def arrivals_per_s(self) -> float | None:
+        """Requests arriving per second: finished + queue growth (vLLM counts no arrivals);
+        None without both, never below zero."""
+        if self.requests_per_s is None or self.queue_growth_per_s is None:
+            return None
+        return max(self.requests_per_s + self.queue_growth_per_s, 0.0)
 
     @property
     def prompt_tokens_per_request(self) -> float | None:
@@ -161,8 +174,9 @@ def failed_snapshot(at: float, problem: str, queries_run: int, source: str) -> M
     )
 
 
-def sample_value(series: Series) -> float | None:
-    """The float of a series' `value` pair ([ts, "1.5"]); None if missing, NaN, inf or negative."""
+def sample_value(series: Series, signed: bool = False) -> float | None:
+    """The float of a series' `value` pair ([ts, "1.5"]); None if missing, NaN, inf or
+    (unless `signed`) negative."""
     pair = series.get("value")
     if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
         return None
@@ -170,7 +184,7 @@ def sample_value(series: Series) -> float | None:
         x = float(pair[1])
     except (TypeError, ValueError):
         return None
-    if not math.isfinite(x) or x < 0:
+    if not math.isfinite(x) or (x < 0 and not signed):
         return None
     return x
 
@@ -179,6 +193,8 @@ def sample_value(series: Series) -> float | None:
 _SCALAR_FIELDS: Mapping[str, str] = MappingProxyType(
     {
         RATE_QUERY: "requests_per_s",
+        ABORTED_QUERY: "aborted_per_s",
+        QUEUE_GROWTH_QUERY: "queue_growth_per_s",
         "prompt_tokens_rate": "prompt_tokens_per_s",
         "generation_tokens_rate": "generation_tokens_per_s",
         "requests_running": "running",
@@ -234,11 +250,11 @@ def build_snapshot(
             if key is None:
                 unlabelled += 1
                 continue
-            x = sample_value(series)
+            signed = name == QUEUE_GROWTH_QUERY
+            x = sample_value(series, signed)
             if x is None:
-                notes.append(
-                    f"{name} for {key}: value {_raw(series)} is not a number >= 0; ignored"
-                )
+                kind = "a number" if signed else "a number >= 0"
+                notes.append(f"{name} for {key}: value {_raw(series)} is not {kind}; ignored")
             entry = fields.setdefault(key, {})
             if attr == "replicas_reporting":
                 entry[attr] = None if x is None else round(x)

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.cliargs import MAX_RATE_RPS, number, seed, unwritable
 from paretoscale.errors import SpecError
 from paretoscale.replay.calibrate import compare, gaps_text, with_profiles
 from paretoscale.replay.inputs import (
@@ -31,7 +32,7 @@ from paretoscale.replay.inputs import (
     token_pool,
 )
 from paretoscale.replay.perf import build_table
-from paretoscale.replay.report import plot, summarize, table, to_json
+from paretoscale.replay.report import Summary, plot, summarize, table, to_json
 from paretoscale.replay.run import (
     PolicyRun,
     Scenario,
@@ -45,6 +46,7 @@ DEFAULT_POLICIES = (
     "static:best+hpa",
     "static:cheapest+hpa",
     "keda-queue",
+    "llmd-slo-keda",
     "wva-saturation",
     "paretoscale",
     "oracle",
@@ -66,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="paretoscale replay",
         description="Replay a load shape or a request trace through a simulated fleet of one "
-        "ModelDeployment under competing policies (paretoscale, HPA, KEDA, llm-d WVA) and the "
+        "ModelDeployment under competing policies (paretoscale, HPA, KEDA, llm-d's SLO-aware "
+        "KEDA law and WVA saturation analyzer) and the "
         "hindsight optimum; report GPU cost, value, net value and SLO attainment per policy.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,16 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     load = p.add_mutually_exclusive_group()
     load.add_argument("--rate-series", metavar="CSV", help="window_start_s,rate_rps load shape")
     load.add_argument("--trace", metavar="FILE", help="per-request trace: Azure CSV or JSON lines")
-    p.add_argument("--peak-rps", type=float, help="scale the load so its peak is N req/s")
+    p.add_argument(
+        "--peak-rps",
+        type=number(hi=MAX_RATE_RPS, unit="requests/s"),  # <= 0: load_demand says why
+        help="scale the load so its peak is N req/s",
+    )
     p.add_argument("--tokens", metavar="FILE", help="per-request trace to draw token lengths from")
     p.add_argument("--arrivals", choices=["poisson", "bursty"], default="poisson",
                    help="arrivals inside a window of a rate series (bursty: the index of "
                    "dispersion of --tokens' arrivals, or --dispersion)")  # fmt: skip
-    p.add_argument("--dispersion", type=float, help="index of dispersion for --arrivals bursty")
+    p.add_argument(
+        "--dispersion", type=number(1, 1e6), help="index of dispersion for --arrivals bursty"
+    )
     p.add_argument("--prices", metavar="CSV", help="time_s,gpu_type,usd_per_gpu_hour, or the "
                    "AWS tracker's timestamp,instance,price_usd (with --prices-gpu)")  # fmt: skip
     p.add_argument("--prices-gpu", metavar="TYPE", help="GPU type an AWS price file prices")
-    p.add_argument("--prices-gpus-per-instance", type=float, default=8.0,
+    p.add_argument("--prices-gpus-per-instance", type=number(0, 1024, lo_open=True), default=8.0,
                    help="divide AWS instance prices by this (default 8)")  # fmt: skip
     p.add_argument("--policy", action="append", default=[], metavar="NAME",
                    help="policy to run (repeatable or comma-separated; default: all)")  # fmt: skip
@@ -95,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate-profiles", action="store_true",
                    help="print the declared profiles' gap to the perfmodel and derived "
                    "profiles, then exit")  # fmt: skip
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--tick-seconds", type=float, default=30.0)
-    p.add_argument("--days", type=float, help="replay only the first D days")
-    p.add_argument("--metrics-delay-seconds", type=float, default=30.0)
-    p.add_argument("--rate-window-seconds", type=float, default=120.0)
+    p.add_argument("--seed", type=seed(), default=1)
+    p.add_argument("--tick-seconds", type=number(0, 86400, lo_open=True), default=30.0)
+    p.add_argument(
+        "--days", type=number(0, 3650, lo_open=True), help="replay only the first D days"
+    )
+    p.add_argument("--metrics-delay-seconds", type=number(0, 86400), default=30.0)
+    p.add_argument("--rate-window-seconds", type=number(0, 86400, lo_open=True), default=120.0)
     p.add_argument("-o", "--output", choices=["table", "json"], default="table")
     p.add_argument("--plot", metavar="PNG", help="draw load, replicas per policy, cumulative cost")
     p.add_argument("--progress", action="store_true", help="progress bar even if not a terminal")
@@ -152,9 +163,9 @@ def replay_one(
 ) -> Outcome:
     """Build one ModelDeployment's scenario and run the chosen policies through it."""
     t0 = time.perf_counter()
+    speeds = reality_speeds(args.reality_speed, spec)  # flags first: bad ones fail at once
     load = load_demand(args)
     prices = load_prices(args, spec, load.demand.duration_s)
-    speeds = reality_speeds(args.reality_speed, spec)
     if args.profiles == "perfmodel":
         tables = {v.name: build_table(spec, v, load.demand.tokens) for v in spec.variants}
         spec = with_profiles(spec, compare(spec, tables))
@@ -277,13 +288,17 @@ def render(outcomes: Sequence[Outcome], output: str) -> str:
                 "requests": round(float(d.arrivals.sum()), 1),
                 "load": o.load.description,
             }
-            docs.append(to_json(summarize(o.runs, d.tick_s, o.oracle), extra))
+            docs.append(to_json(_summaries(o), extra))
         return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)
     return "\n\n".join(
-        table(_title(o), summarize(o.runs, o.scenario.demand.tick_s, o.oracle))
-        + f"\nwall time {o.wall_s:.1f} s"
-        for o in outcomes
+        table(_title(o), _summaries(o)) + f"\nwall time {o.wall_s:.1f} s" for o in outcomes
     )
+
+
+def _summaries(o: Outcome) -> list[Summary]:
+    """The report's rows of one replay, latency at the spec's SLO percentile."""
+    pct = o.scenario.spec.slo.percentile
+    return summarize(o.runs, o.scenario.demand.tick_s, o.oracle, pct)
 
 
 def _plot(path: str, outcomes: Sequence[Outcome]) -> None:
@@ -293,9 +308,12 @@ def _plot(path: str, outcomes: Sequence[Outcome]) -> None:
                 path if len(outcomes) == 1 else str(Path(path).with_stem(f"{Path(path).stem}-{i}"))
             )
             names = [v.name for v in o.scenario.spec.variants]
-            plot(out, _title(o), o.runs, names, o.scenario.demand.tick_s)
+            plot(out, _title(o), o.runs, names, o.scenario.demand.tick_s, _summaries(o))
     except ImportError:
         raise SpecError("--plot", ["needs matplotlib: pip install 'paretoscale[plot]'"]) from None
+    except (OSError, ValueError) as e:  # a path it cannot write, an unknown file extension
+        why = getattr(e, "strerror", None) or e
+        raise SpecError("--plot", [f"cannot write {path}: {why}"]) from None
 
 
 def run(argv: Sequence[str]) -> int:
@@ -304,6 +322,8 @@ def run(argv: Sequence[str]) -> int:
         text = read_text(args.file, "-f")
         docs = [(md.metadata.name, md.spec) for md in parse_manifests(text, args.file)]
         return _calibrate(args, docs)
+    if args.plot and (problem := unwritable(args.plot)):
+        raise SpecError("--plot", [problem])  # before the replay, not after it
     show = args.progress or sys.stderr.isatty()
     outcomes = replay(args, sys.stderr if show else None)
     if args.plot:

@@ -25,11 +25,13 @@ from paretoscale.replay.demand import (
 from paretoscale.replay.operator_policy import Paretoscale
 from paretoscale.replay.policies import (
     KedaQueue,
+    LlmdSloKeda,
     Policy,
     StaticHpa,
     WvaSaturation,
     best_quality_variant,
     cheapest_feasible_variant,
+    wva_variants,
 )
 from paretoscale.replay.traces import (
     PriceSeries,
@@ -44,7 +46,8 @@ from paretoscale.sim.prices import read_price_series
 
 POLICY_NAMES = (
     "static:best+hpa, static:cheapest+hpa, static:VARIANT+hpa, keda-queue[:VARIANT], "
-    "wva-saturation, paretoscale, paretoscale:no-correction, paretoscale:guarded, oracle"
+    "llmd-slo-keda[:VARIANT], wva-saturation, paretoscale, paretoscale:no-correction, "
+    "paretoscale:guarded, paretoscale:no-saturation, paretoscale:no-forecast, oracle"
 )
 
 
@@ -72,8 +75,10 @@ def reality_speeds(items: Sequence[str], spec: ModelDeploymentSpec) -> dict[str,
             raise SpecError(
                 "--reality-speed", [f"no variant {name!r}; variants: {', '.join(names)}"]
             )
-        if not factor > 0:
-            raise SpecError("--reality-speed", [f"{name}: the factor must be > 0, got {raw}"])
+        if not 0 < factor < 1e3:  # also NaN and infinity
+            raise SpecError(
+                "--reality-speed", [f"{name}: the factor must be > 0 and < 1000, got {raw}"]
+            )
         out[name] = factor
     return out
 
@@ -223,15 +228,19 @@ def build_policies(
             out.append(Paretoscale(spec, label=name, correction=False, cold_start=cold_start))
         elif name == "paretoscale:guarded":
             out.append(Paretoscale(spec, label=name, learn_min_load=0.5, cold_start=cold_start))
+        elif name == "paretoscale:no-saturation":
+            out.append(Paretoscale(spec, label=name, saturation_guard=False, cold_start=cold_start))
+        elif name == "paretoscale:no-forecast":
+            out.append(Paretoscale(spec, label=name, forecast=False, cold_start=cold_start))
         elif name == "wva-saturation":
-            out.append(WvaSaturation(spec))
-        elif name == "keda-queue" or name.startswith("keda-queue:"):
+            out.append(WvaSaturation(spec, deployed=wva_variants(spec, peak_rps)))
+        elif name.split(":")[0] in ("keda-queue", "llmd-slo-keda"):
             v = name.partition(":")[2] or best
             if v not in variants:
                 raise SpecError(
                     "--policy", [f"{name}: no variant {v!r}; variants: {', '.join(variants)}"]
                 )
-            out.append(KedaQueue(spec, v))
+            out.append(KedaQueue(spec, v) if name.startswith("keda") else LlmdSloKeda(spec, v))
         elif name.startswith("static:") and name.endswith("+hpa"):
             v = name[len("static:") : -len("+hpa")]
             label = f"static:{best}+hpa (best quality)" if v == "best" else ""

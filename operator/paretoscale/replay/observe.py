@@ -8,7 +8,13 @@ operator's queries:
 - request rate: rate(vllm:request_success_total[w]) = requests finished in the window /
   window seconds, times a lognormal scrape-alignment noise (sigma RATE_NOISE). Finished, not
   arrived: requests that clients abandon after the queue timeout count (vLLM counts them
-  with finished_reason="abort"), but a growing queue is not seen until it times out;
+  with finished_reason="abort"; `aborted_rps` alone), but a growing queue is not seen until
+  it times out;
+- arrivals: the operator's request_rate + queue_growth (deriv of running + waiting over the
+  window). A variant's queue obeys queue_start + arrivals = finished + aborted + queue_end,
+  so that sum is the arrivals routed to it in the window (exact here; the same noise);
+- token mix: prompt and generated tokens of the served requests / finished requests over the
+  window, as prompt_tokens_rate / request_rate and generation_tokens_rate / request_rate;
 - latency: histogram_quantile(q, sum by (le) (rate(..._bucket[w]))) over the variant's
   replicas: bucket counts drawn per tick (multinomial over vLLM's bucket edges from the perf
   table's latency distribution; requests that waited in a queue land in the bucket of their
@@ -31,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from paretoscale.economics.work import TokenMix
+from paretoscale.observe.histogram import Quantile
 from paretoscale.observe.histogram import histogram_quantile as operator_quantile
 from paretoscale.replay.fleet import Served
 from paretoscale.replay.perf import X_MAX, PerfTable
@@ -74,6 +82,10 @@ class Scrapes:
         self.kv = np.zeros((ticks, variants))
         self.waiting = np.zeros((ticks, variants))
         self.tokens = np.zeros((ticks, variants))
+        self.arrivals = np.zeros((ticks, variants))
+        self.aborted = np.zeros((ticks, variants))
+        self.prompt_tokens = np.zeros((ticks, variants))
+        self.has_prompt_tokens = False
         self.hist: npt.NDArray[np.float64] | None = (
             np.zeros((ticks, variants, len(edges) + 1)) if histograms else None
         )
@@ -90,11 +102,19 @@ class Scrapes:
         scale: int,
         tokens_per_request: float,
         tick_s: float,
+        prompt_tokens_per_request: float | None = None,
     ) -> None:
-        """Record variant v's scrape of tick k from what it served (see module docstring)."""
+        """Record variant v's scrape of tick k from what it served (see module docstring).
+        `prompt_tokens_per_request` splits tokens_per_request into prompt and output; without
+        it the replay shows no token mix."""
         self.completions[tick, v] = s.served + s.dropped  # finished_reason stop|length|abort
+        self.arrivals[tick, v] = s.arrivals
+        self.aborted[tick, v] = s.dropped
         self.ready[tick, v] = ready
         self.tokens[tick, v] = s.served * tokens_per_request
+        if prompt_tokens_per_request is not None:
+            self.prompt_tokens[tick, v] = s.served * prompt_tokens_per_request
+            self.has_prompt_tokens = True
         if ready <= 0:
             return
         i, w = table.position(min(s.load_x, X_MAX))
@@ -151,6 +171,44 @@ class PromView:
         noise = float(self.scrapes.rate_noise[win.stop - 1])
         return total / seconds * noise
 
+    def _windowed_rate(self, values: npt.NDArray[np.float64], v: int | None) -> float | None:
+        """Sum of `values` over the window (all variants or variant v) / window seconds, times
+        the tick's scrape noise; None before anything was scraped."""
+        win = self._window()
+        if win is None:
+            return None
+        rows = values[win]
+        total = float(rows.sum() if v is None else rows[:, v].sum())
+        seconds = float(win.stop - win.start) * self.tick_s
+        return total / seconds * float(self.scrapes.rate_noise[win.stop - 1])
+
+    def arrivals_rps(self, v: int | None = None) -> float:
+        """request_rate + queue_growth summed over all variants (or variant v): the arrivals
+        over the window (see the module docstring); the prior before any scrape."""
+        rate = self._windowed_rate(self.scrapes.arrivals, v)
+        return self.prior_rate_rps if rate is None else rate
+
+    def aborted_rps(self, v: int | None = None) -> float | None:
+        """rate(vllm:request_success_total{finished_reason="abort"}[w]): requests dropped after
+        the queue timeout, per second; None before any scrape."""
+        return self._windowed_rate(self.scrapes.aborted, v)
+
+    def token_mix(self) -> TokenMix | None:
+        """(prompt, generated) tokens per finished request over the window, as the operator
+        reads prompt_tokens_rate and generation_tokens_rate over request_rate; None before any
+        scrape, without finished requests, or when the run loop records no prompt split."""
+        win = self._window()
+        if win is None or not self.scrapes.has_prompt_tokens:
+            return None
+        n = float(self.scrapes.completions[win].sum())
+        if n <= 0:
+            return None
+        prompt = float(self.scrapes.prompt_tokens[win].sum())
+        output = float(self.scrapes.tokens[win].sum()) - prompt
+        if prompt <= 0 or output <= 0:
+            return None
+        return TokenMix(prompt / n, output / n)
+
     def tokens_per_request(self) -> float | None:
         """(prompt + generation tokens) / finished requests over the window."""
         win = self._window()
@@ -186,6 +244,30 @@ class PromView:
         if counts.sum() < min_count:
             return None
         return quantile_reading(q, self.scrapes.edges, counts.tolist())
+
+    def latency_bucket(self, v: int, q: float, min_count: float = 1.0) -> Quantile | None:
+        """histogram_quantile(q) of variant v over the window, with the bucket holding it."""
+        win = self._window()
+        if win is None or self.scrapes.hist is None:
+            return None
+        counts = self.scrapes.hist[win, v].sum(axis=0)
+        if counts.sum() < min_count:
+            return None
+        cumulative = list(itertools.accumulate(float(c) for c in counts.tolist()))
+        return operator_quantile(q, [*self.scrapes.edges, math.inf], cumulative)
+
+    def share_within(self, v: int, le: float) -> tuple[float, float] | None:
+        """(share of variant v's observations <= le, observations) over the window, where le
+        is one of the histogram's edges (within 1e-9 relative); None otherwise or without any."""
+        win = self._window()
+        if win is None or self.scrapes.hist is None:
+            return None
+        at = [i for i, e in enumerate(self.scrapes.edges) if abs(e - le) <= 1e-9 * le]
+        counts = self.scrapes.hist[win, v].sum(axis=0)
+        total = float(counts.sum())
+        if not at or total <= 0:
+            return None
+        return float(counts[: at[0] + 1].sum()) / total, total
 
     def requests_in_window(self, v: int) -> float | None:
         """Requests variant v finished in the window (rollout analysis needs >= 20)."""

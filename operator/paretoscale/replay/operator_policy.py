@@ -1,62 +1,116 @@
-"""The `paretoscale` policy: the operator's own pieces, tick by tick, on Prometheus-like
-observations. Nothing here decides; it wires what controller/reconcile.py wires:
+"""The `paretoscale` policy: the operator's own tick (tick/tick.py), tick by tick, on
+Prometheus-like observations. Nothing here decides; like controller/reconcile.py, it only
+builds the tick's inputs and applies its outcome:
 
-1. Observation (decide/types.py): the request rate and tokens per request Prometheus shows
-   (observe.py: delayed, windowed, noisy), the live GPU prices, and the capacity
-   corrections learned so far (as kept in status).
-2. decide(spec, observation, current state) (decide/policy.py): variant and replicas, with
-   hysteresis, dwell, payback, scale-down stabilization, and the variants whose rollout was
-   rolled back within the last min dwell blocked (`recently_failed`, as status.py derives it
-   from lastSwitches).
-3. analyze() (rollout/analysis.py) on the target's latency at the SLO percentile and its
-   requests in the rate window, then step() (rollout/machine.py): Stable -> Preparing (target
-   scaled up, the active one keeps serving) -> Verifying (the Service routes to both, each
-   Ready pod a share) -> Switching -> Draining (the old one keeps its replicas for the grace
-   period) -> Stable; rollback on timeout or failed analysis. The machine's fleet is what the
-   replay's fleet applies; a variant it leaves out keeps its replicas. A completed switch or
-   a rollback restarts the dwell (status.py's variantSince).
-4. The live correction (decide/corrections.py update_corrections): every variant with a
-   latency reading outside the overflow bucket gives (requests/s per reporting replica,
-   latency at the SLO percentile) -> corrected_capacity_factor -> EWMA, clamped; used from
-   the next tick on, as status carries it. `learn_min_load` > 0 (policy
-   `paretoscale:guarded`, a proposal, not what the operator does) learns only from a variant
-   loaded at >= that share of its declared capacity at the SLO with >= 20 requests in the
-   window: at low load the latency hardly moves with load, and a quantile interpolated inside
-   a wide vLLM bucket then reads as a large change in capacity.
-Both variants run, and cost, from Preparing to the end of Draining: the cut-over cost.
+1. `replay_inputs` turns what the replay's Prometheus shows (observe.py's PromView: delayed,
+   windowed, noisy) into the tick's Observation: the request rate, arrivals, aborted requests
+   and the token mix (prompt and output tokens per request), the live GPU prices, the
+   capacity corrections learned so far, and, per variant with Ready replicas or requests in
+   the window, its signals (completions per Ready replica-second, requests in the window,
+   latency at the SLO percentile with its bucket and, where the SLO is a bucket edge, the
+   share of requests within it, requests waiting, KV-cache usage at the last scrape); and the
+   cluster facts: per variant the replicas last applied (the Deployment's spec.replicas) and
+   the Ready ones.
+2. `tick()` does the rest, exactly as in the operator: saturation guard, forecast floor,
+   decide(), rollout analysis and the rollout machine, the live correction, the memory.
+3. The machine's fleet is what the replay's fleet applies; a variant it leaves out keeps its
+   replicas. Both variants run, and cost, from Preparing to the end of Draining.
+Ablations switch one piece of the tick off (TickOptions): `paretoscale:no-correction`,
+`paretoscale:no-saturation` (no saturation guard), `paretoscale:no-forecast` (no forecast
+floor), and `paretoscale:guarded` (`learn_min_load` 0.5: learn only at >= half the declared
+capacity with >= 20 requests in the window; a proposal, not what the operator does).
 Like every policy, it starts with a warm fleet: its first choice is Stable and Ready at the
 first tick (`--cold-start` takes that first rollout through the machine instead).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.corrections import update_corrections
-from paretoscale.decide.policy import decide
-from paretoscale.decide.types import CurrentState, Observation, ScaleDown
+from paretoscale.decide.types import LatencyReading, Observation, VariantSignals
 from paretoscale.replay.fleet import FleetTarget
-from paretoscale.replay.observe import PromView
-from paretoscale.replay.policies import TickInput, declared_capacity_rps
-from paretoscale.rollout.analysis import analyze
-from paretoscale.rollout.machine import RolloutState, VariantFacts, step
-
-MIN_LEARN_REQUESTS = 20.0
+from paretoscale.replay.policies import TickInput
+from paretoscale.rollout.machine import RolloutState, VariantFacts
+from paretoscale.tick.memory import TickMemory, TickOptions
+from paretoscale.tick.tick import tick
 
 
 @dataclass(frozen=True)
 class OperatorMemory:
-    """What the operator keeps in the ModelDeployment's status between ticks."""
+    """The tick's memory, plus what the replay's fleet needs and counts."""
 
-    rollout: RolloutState = field(default_factory=RolloutState)
+    tick: TickMemory = field(default_factory=TickMemory)
     desired: dict[str, int] = field(default_factory=dict)  # replicas applied per variant
-    variant_since: float | None = None
-    scale_down: ScaleDown | None = None
-    corrections: dict[str, float] = field(default_factory=dict)
-    rolled_back: tuple[tuple[str, float, str], ...] = ()  # (variant, at [s], why)
     switches: int = 0
     rollbacks: int = 0
+
+    @property
+    def rollout(self) -> RolloutState:
+        return self.tick.rollout
+
+    @property
+    def variant_since(self) -> float | None:
+        return self.tick.variant_since
+
+    @property
+    def corrections(self) -> Mapping[str, float]:
+        return self.tick.corrections
+
+    @property
+    def forecast_mape(self) -> float | None:
+        return self.tick.forecast.mape
+
+
+def replay_inputs(
+    spec: ModelDeploymentSpec, tick_in: TickInput, memory: OperatorMemory
+) -> tuple[Observation, dict[str, VariantFacts]]:
+    """The tick's Observation and cluster facts from the replay's view (module docstring)."""
+    view = tick_in.view
+    q = spec.slo.percentile / 100.0
+    variants: dict[str, VariantSignals] = {}
+    for i, v in enumerate(spec.variants):
+        per_replica, in_window = view.rate_per_replica_rps(i), view.requests_in_window(i)
+        if per_replica is None and not in_window:
+            continue  # no series: no Ready replica and no request in the window
+        found = view.latency_bucket(i, q)
+        share = view.share_within(i, spec.slo.seconds)
+        variants[v.name] = VariantSignals(
+            requests_per_s=view.rate_rps(i),
+            requests_per_replica_s=per_replica,
+            requests_in_window=in_window,
+            latency=LatencyReading(
+                found.value,
+                found.lower_edge,
+                found.upper_edge,
+                share[0] if share else None,
+                share[1] if share else None,
+            )
+            if found is not None
+            else None,
+            waiting=view.waiting_total(i),
+            kv_cache_usage=view.gauge_max(i, "kv", 1),
+        )
+    mix = view.token_mix()
+    obs = Observation(
+        at=tick_in.now_s,
+        requests_per_s=view.rate_rps(),
+        tokens_per_request=view.tokens_per_request(),
+        usd_per_gpu_hour=dict(tick_in.prices),
+        capacity_factors=dict(memory.tick.corrections),
+        variants=variants,
+        arrivals_per_s=view.arrivals_rps(),
+        aborted_per_s=view.aborted_rps(),
+        prompt_tokens_per_request=mix.prompt_tokens if mix else None,
+        output_tokens_per_request=mix.output_tokens if mix else None,
+    )
+    facts = {
+        v.name: VariantFacts(desired=memory.desired.get(v.name, 0), ready=tick_in.ready[i])
+        for i, v in enumerate(spec.variants)
+        if v.name in memory.desired
+    }
+    return obs, facts
 
 
 @dataclass(frozen=True)
@@ -68,6 +122,8 @@ class Paretoscale:
     correction: bool = True
     learn_min_load: float = 0.0
     cold_start: bool = False
+    saturation_guard: bool = True
+    forecast: bool = True
 
     @property
     def name(self) -> str:
@@ -77,105 +133,40 @@ class Paretoscale:
     def needs_histograms(self) -> bool:
         return True
 
-    def decide(self, tick: TickInput) -> FleetTarget:
-        spec, now, view = self.spec, tick.now_s, tick.view
-        m = tick.memory if isinstance(tick.memory, OperatorMemory) else OperatorMemory()
-        names = [v.name for v in spec.variants]
-        q = spec.slo.percentile / 100.0
-        latency = {n: view.latency_reading(i, q) for i, n in enumerate(names)}
-        facts = {
-            n: VariantFacts(desired=m.desired.get(n, 0), ready=tick.ready[i])
-            for i, n in enumerate(names)
-            if n in m.desired
-        }
-        state0 = m.rollout
-        active = facts.get(state0.active or "", VariantFacts())
-        dwell = spec.rollout.min_dwell_seconds
-        current = CurrentState(
-            active=state0.active,
-            replicas=active.desired,
-            variant_since=m.variant_since,
-            scale_down=m.scale_down,
-            rollout_in_progress=state0.phase != "Stable",
-            pods_loading=active.ready < active.desired,
-            recently_failed={v: why for v, at, why in m.rolled_back if now - at < dwell},
+    def options(self, tick_s: float) -> TickOptions:
+        """The operator's tick options (Auto mode, polled every tick), with this policy's
+        ablations."""
+        return TickOptions(
+            mode="Auto",
+            correction=self.correction,
+            learn_min_load=self.learn_min_load,
+            saturation_guard=self.saturation_guard,
+            forecast=self.forecast,
+            tick_seconds=tick_s,
         )
-        obs = Observation(
-            at=now,
-            requests_per_s=view.rate_rps(),
-            tokens_per_request=view.tokens_per_request(),
-            usd_per_gpu_hour=dict(tick.prices),
-            capacity_factors=dict(m.corrections),
-        )
-        decision = decide(spec, obs, current)
-        if tick.memory is None and not self.cold_start:
-            return self._running_before(decision.variant, decision.replicas, now)
-        target = state0.target or ""
-        target_i = names.index(target) if target in names else None
-        target_latency = latency.get(target)
-        verdict = analyze(
-            target,
-            target_latency[0] if target_latency else None,
-            spec.slo.seconds,
-            f"p{spec.slo.percentile:g} {spec.slo.latency}",
-            view.requests_in_window(target_i) if target_i is not None else None,
-            None,
-        )
-        result = step(state0, decision, facts, verdict, spec.rollout, now)
-        desired = {**m.desired, **result.fleet.replicas}
-        variant_since, rolled_back = m.variant_since, m.rolled_back
+
+    def decide(self, tick_in: TickInput) -> FleetTarget:
+        m = tick_in.memory if isinstance(tick_in.memory, OperatorMemory) else OperatorMemory()
+        obs, facts = replay_inputs(self.spec, tick_in, m)
+        out = tick(self.spec, m.tick, obs, facts, tick_in.now_s, self.options(tick_in.view.tick_s))
+        d = out.decision
+        if tick_in.memory is None and not self.cold_start:
+            # The operator ran before the replay: its first choice is already Stable and
+            # Ready, like every other policy's warm fleet.
+            first = replace(
+                out.memory,
+                rollout=RolloutState("Stable", d.variant, message="running before the replay"),
+                variant_since=tick_in.now_s,
+            )
+            memory = OperatorMemory(first, {d.variant: d.replicas})
+            return FleetTarget({d.variant: d.replicas}, (d.variant,), "pods", memory)
+        assert out.step is not None
         switches, rollbacks = m.switches, m.rollbacks
-        if result.switch is not None:
-            variant_since = now
-            if result.switch.outcome == "rolledBack":
-                rollbacks += 1
-                rolled_back = (
-                    *rolled_back[-7:],
-                    (result.switch.to_variant, now, result.switch.reason),
-                )
-            elif result.switch.from_variant is not None:
-                switches += 1
-        corrections = m.corrections
-        if self.correction:
-            per_replica = {}
-            for i, n in enumerate(names):
-                rate, lat = view.rate_per_replica_rps(i), latency[n]
-                if rate is None or lat is None or lat[1] or not self._learns(view, i, rate):
-                    continue
-                per_replica[n] = (rate, lat[0])
-            corrections = update_corrections(spec, m.corrections, per_replica)
-        memory = OperatorMemory(
-            rollout=result.state,
-            desired=desired,
-            variant_since=variant_since,
-            scale_down=decision.scale_down,
-            corrections=corrections,
-            rolled_back=rolled_back,
-            switches=switches,
-            rollbacks=rollbacks,
-        )
-        return FleetTarget(desired, result.fleet.service, "pods", memory)
-
-    def _learns(self, view: PromView, i: int, rate_rps: float) -> bool:
-        """Whether variant i's reading may correct it: as the operator does (controller/
-        observing.py), only with no request waiting (a backlog is an earlier load's latency);
-        learn_min_load adds the ablation's load floor (see the module docstring)."""
-        waiting = view.waiting_total(i)
-        if waiting is None or waiting >= 1:
-            return False
-        if self.learn_min_load <= 0:
-            return True
-        v = self.spec.variants[i]
-        enough = (view.requests_in_window(i) or 0.0) >= MIN_LEARN_REQUESTS
-        return enough and rate_rps >= self.learn_min_load * declared_capacity_rps(self.spec, v)
-
-    def _running_before(self, variant: str, replicas: int, now_s: float) -> FleetTarget:
-        """The first tick: the operator ran before the replay, so its first choice is
-        already Stable and Ready, like every other policy's warm fleet (`cold_start` instead
-        takes the first rollout through the machine, verification included)."""
-        memory = OperatorMemory(
-            rollout=RolloutState("Stable", variant, message="running before the replay"),
-            desired={variant: replicas},
-            variant_since=now_s,
-        )
-        return FleetTarget({variant: replicas}, (variant,), "pods", memory)
+        sw = out.step.switch
+        if sw is not None and sw.outcome == "rolledBack":
+            rollbacks += 1
+        elif sw is not None and sw.from_variant is not None:
+            switches += 1
+        desired = {**m.desired, **out.step.fleet.replicas}
+        memory = OperatorMemory(out.memory, desired, switches, rollbacks)
+        return FleetTarget(desired, out.step.fleet.service, "pods", memory)

@@ -11,7 +11,7 @@ value_per_hour_usd formula per request), net = value - cost; the oracle takes th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -65,9 +65,12 @@ def oracle_plan(
     bounds: Sequence[tuple[int, int]],
     available: dict[str, int],
     eco: Economy,
+    available_by_tick: Mapping[str, FloatArray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FloatArray, FloatArray, FloatArray]:
     """Per tick: (variant index, replicas, in-SLO requests, cost [USD], value [USD]) of the
-    best choice in hindsight. prices[v] is variant v's GPU price per tick."""
+    best choice in hindsight. prices[v] is variant v's GPU price per tick; with
+    `available_by_tick` (GPUs per type per tick), n replicas are a choice only in ticks where
+    n x GPUs fit."""
     ticks = len(arrivals)
     sidx = np.asarray(scale_idx, dtype=np.int64)
     hours = eco.tick_s / 3600.0
@@ -81,11 +84,16 @@ def oracle_plan(
     for v, info in enumerate(variants):
         lo, hi = bounds[v]
         hi = min(hi, available.get(info.gpu_type, 0) // info.gpus)
+        per_tick = available_by_tick.get(info.gpu_type) if available_by_tick else None
+        if per_tick is not None:
+            hi = min(bounds[v][1], int(per_tick.max()) // info.gpus)
         for n in range(lo, hi + 1):
             slo = in_slo_empty_queue(tables[v], sidx, n, arrivals, eco)
             cost = n * info.gpus * prices[v] * hours
             value = slo * per_request * info.quality
             net = value - cost
+            if per_tick is not None:
+                net = np.where(n * info.gpus <= per_tick, net, -math.inf)
             better = net > best_net
             best_net = np.where(better, net, best_net)
             best_v = np.where(better, v, best_v)

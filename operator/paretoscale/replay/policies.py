@@ -9,8 +9,12 @@ of its inputs. What the baselines run, as teams run them today:
   targetUtilization (what KServe users run); `hpa_step` is the HPA's rule.
 - `keda-queue`: the best-quality variant, scaled by KEDA on vllm:num_requests_waiting with an
   average-value target of 5 per replica (vLLM production-stack's default), through the HPA.
-- `wva-saturation`: llm-d workload-variant-autoscaler's saturation analyzer (`wva_targets`);
-  every variant pre-deployed at its minimum replicas, traffic balanced by capacity.
+- `wva-saturation`: llm-d workload-variant-autoscaler's saturation analyzer (`wva_targets`)
+  on the variants a WVA user deploys (`wva_variants`): the cheapest per unit of capacity
+  and the best quality, each pre-deployed at its minimum replicas, traffic balanced by
+  capacity; the other variants are not deployed.
+- `llmd-slo-keda`: llm-d's SLO-aware KEDA control law (its recommendation since the variant
+  autoscaler was deprecated) on the best-quality variant (`LlmdSloKeda`).
 The operator's own policy is in operator_policy.py; the hindsight ceiling in oracle.py.
 """
 
@@ -34,6 +38,8 @@ WVA_KV_THRESHOLD = 0.80
 WVA_QUEUE_THRESHOLD = 5.0
 WVA_KV_SPARE_TRIGGER = 0.10
 WVA_QUEUE_SPARE_TRIGGER = 3.0
+LLMD_QUANTILE = 0.90
+LLMD_SIGNAL_CAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,76 @@ class KedaQueue:
 
 
 @dataclass(frozen=True)
+class LlmdSloKeda:
+    """llm-d's SLO-aware autoscaling with KEDA, on one variant (the best quality).
+
+    llm-d's signal is s = max(P90 TTFT / TTFT target, P90 TPOT / TPOT target), each P90 a
+    histogram_quantile(0.9) over 1-minute bucket rates, clamped at 2.0, an idle pool reading
+    0; KEDA's formula asks for ceil(replicas x s), discounted by Ready / existing replicas
+    while replicas load (so loading replicas are not asked for again); the HPA applies its
+    10% tolerance and 300 s scale-down stabilization (`hpa_step`). Here:
+    - a ModelDeployment has one latency objective (spec.slo: e2e, ttft or itl at a
+      percentile), and the replay records the histogram of that metric only. So s = P90 of
+      the SLO metric / slo.seconds: for `ttft` that is llm-d's TTFT term, for `itl` its TPOT
+      term (vLLM's inter-token latency is the time per output token), for `e2e` the one
+      latency the spec bounds (e2e = TTFT + TPOT x (output - 1), so its ratio lies between
+      the two terms'). The quantile is llm-d's 0.90, not the spec's percentile;
+    - the histogram is read over the replay's rate window (2 min, Prometheus view delayed
+      like every policy's), not llm-d's 1 min with a 45 s average; no dead band beyond the
+      HPA's tolerance;
+    - no reading (no request finished in the window) with load: replicas held; no load: s = 0.
+    """
+
+    spec: ModelDeploymentSpec
+    variant: str
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or f"llmd-slo-keda:{self.variant}"
+
+    @property
+    def needs_histograms(self) -> bool:
+        return True
+
+    def decide(self, tick: TickInput) -> FleetTarget:
+        index = [v.name for v in self.spec.variants].index(self.variant)
+        v = self.spec.variants[index]
+        lo, hi = bounds(self.spec, v, floor=1)
+        memory = tick.memory if isinstance(tick.memory, HpaMemory) else None
+        if memory is None:  # the first tick: sized for the load, like the other HPA policies
+            cap = declared_capacity_rps(self.spec, v) * self.spec.traffic.target_utilization
+            need = math.ceil(tick.view.rate_rps() / cap - 1e-9) if cap > 0 else hi
+            memory = HpaMemory(min(max(need, lo), hi))
+        current = memory.replicas
+        ready = tick.ready[index]
+        reading = tick.view.latency_reading(index, LLMD_QUANTILE)
+        rate = tick.view.rate_rps(index)
+        ratio = llmd_ratio(
+            None if reading is None else reading[0], self.spec.slo.seconds, rate, ready, current
+        )
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
+
+
+def llmd_ratio(
+    p90_s: float | None, target_s: float, rate_rps: float, ready: int, current: int
+) -> float:
+    """The HPA ratio of llm-d's SLO-aware law: s = min(p90 / target, 2.0) (0 with no load,
+    1 = hold with load but no reading), times Ready / current replicas (the credit for
+    replicas still loading), so that ceil(current x ratio) = ceil(Ready x s)."""
+    if p90_s is None:
+        if rate_rps > 1e-9:
+            return 1.0
+        s = 0.0
+    else:
+        s = min(p90_s / target_s, LLMD_SIGNAL_CAP) if target_s > 0 else LLMD_SIGNAL_CAP
+    if current <= 0:
+        return 1.0
+    return s * min(ready, current) / current
+
+
+@dataclass(frozen=True)
 class WvaVariant:
     """One variant as the saturation analyzer sees it: Ready replicas and their gauges."""
 
@@ -247,12 +323,34 @@ def wva_targets(variants: Sequence[WvaVariant]) -> dict[str, int]:
     return targets
 
 
+def usd_per_capacity(spec: ModelDeploymentSpec) -> dict[str, float]:
+    """USD per hour per req/s of declared capacity, per variant (spec prices): WVA's
+    cheapness order."""
+    prices = {g.type: float(g.usd_per_hour) for g in spec.gpus}
+    return {
+        v.name: v.gpu.count * prices[v.gpu.type] / max(declared_capacity_rps(spec, v), 1e-9)
+        for v in spec.variants
+    }
+
+
+def wva_variants(spec: ModelDeploymentSpec, rate_rps: float) -> tuple[str, ...]:
+    """The variants a WVA user deploys, in spec order: the cheapest per unit of capacity
+    (name breaks ties) and the best quality (`best_quality_variant`); one when they agree."""
+    order = usd_per_capacity(spec)
+    cheapest = min(spec.variants, key=lambda v: (order[v.name], v.name)).name
+    best = best_quality_variant(spec, rate_rps)
+    return tuple(v.name for v in spec.variants if v.name in (cheapest, best))
+
+
 @dataclass(frozen=True)
 class WvaSaturation:
-    """Every variant pre-deployed; replicas moved by `wva_targets`; no quality term."""
+    """The variants a WVA user deploys (`wva_variants`, chosen from the first tick's rate
+    unless given), pre-deployed at their minimum; replicas moved by `wva_targets`; no
+    quality term; the other variants stay at 0."""
 
     spec: ModelDeploymentSpec
     label: str = "wva-saturation"
+    deployed: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -264,33 +362,30 @@ class WvaSaturation:
 
     @cached_property
     def _cost_order(self) -> dict[str, float]:
-        """USD per hour per req/s of declared capacity, per variant (spec prices)."""
-        prices = {g.type: float(g.usd_per_hour) for g in self.spec.gpus}
-        return {
-            v.name: v.gpu.count
-            * prices[v.gpu.type]
-            / max(declared_capacity_rps(self.spec, v), 1e-9)
-            for v in self.spec.variants
-        }
+        return usd_per_capacity(self.spec)
 
     def decide(self, tick: TickInput) -> FleetTarget:
         spec = self.spec
-        names = tuple(v.name for v in spec.variants)
         cost_order = self._cost_order
-        if tick.memory is None:  # pre-deployed: every variant at its minimum, the cheapest
-            first = {v.name: bounds(spec, v)[0] for v in spec.variants}  # sized for the load
-            cheapest = min(spec.variants, key=lambda v: (cost_order[v.name], v.name))
+        if tick.memory is None:  # pre-deployed at their minimum, the cheapest sized for the load
+            names = self.deployed or wva_variants(spec, tick.view.rate_rps())
+            mine = [v for v in spec.variants if v.name in names]
+            first = {v.name: bounds(spec, v)[0] for v in mine}
+            cheapest = min(mine, key=lambda v: (cost_order[v.name], v.name))
             cap = declared_capacity_rps(spec, cheapest) * spec.traffic.target_utilization
             lo, hi = bounds(spec, cheapest)
             need = math.ceil(tick.view.rate_rps() / cap - 1e-9) if cap > 0 else hi
             first[cheapest.name] = min(max(need, lo), hi)
-            return FleetTarget(first, names, "capacity", True)
+            return FleetTarget(first, names, "capacity", names)
+        names = tick.memory if isinstance(tick.memory, tuple) else self.deployed
         used: dict[str, int] = {}
         for v, n in zip(spec.variants, tick.existing, strict=True):
             used[v.gpu.type] = used.get(v.gpu.type, 0) + n * v.gpu.count
         inventory = {g.type: g.available for g in spec.gpus}
         rows = []
         for i, v in enumerate(spec.variants):
+            if v.name not in names:
+                continue
             lo, hi = bounds(spec, v)
             rows.append(
                 WvaVariant(
@@ -305,4 +400,4 @@ class WvaSaturation:
                     used[v.gpu.type] + v.gpu.count <= inventory[v.gpu.type],
                 )
             )
-        return FleetTarget(wva_targets(rows), names, "capacity", True)
+        return FleetTarget(wva_targets(rows), names, "capacity", names)

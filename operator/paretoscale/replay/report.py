@@ -9,6 +9,21 @@ Figures per policy over the whole replay:
 - switches = moves of the Service from one variant to another (paretoscale), or changes of
   the variant that got the most traffic (others); per day = switches / replay days;
 - GPU-hours = sum of GPUs that exist x tick hours.
+Against a fixed choice (what `paretoscale plan` gives once), when the run has `static:*+hpa`
+policies and the oracle:
+- best static net value = the highest net value of the run's `static:*+hpa` policies;
+- headroom captured = (net - best static net) / (oracle net - best static net): 1 = all
+  of the oracle's gain over the fixed choice, 0 = none, negative = worse than the fixed
+  choice; None when the run lacks a static policy or the oracle, or when the oracle is not
+  above the best static policy by more than HEADROOM_EPS of its net (nothing to capture);
+- GPU cost vs best static = GPU cost / the best static policy's GPU cost (1.12 = 12% more);
+- p95 latency vs SLO: the run holds no per-request latencies, so it is derived from each
+  tick's latency at the SLO percentile (`run.tick_latency_s`: the perf table's at the
+  tick's load, or the latency at the limit plus the mean queue wait), as a fraction of the
+  SLO; the figure is the arrivals-weighted quantile of those per-tick values at the SLO
+  percentile (p95 for a p95 SLO): in the ticks that carried that share of the requests, the
+  tick's own p95 was at most this. > 1: the policy ran past the SLO in more than 5% of its
+  traffic. None without that per-tick record.
 """
 
 from __future__ import annotations
@@ -37,15 +52,57 @@ class Summary:
     switches_per_day: float
     gpu_hours: float
     notes: tuple[str, ...]
+    best_static_net_value_usd: float | None = None
+    headroom_captured: float | None = None
+    gpu_cost_vs_best_static: float | None = None
+    p95_latency_vs_slo: float | None = None
+
+
+HEADROOM_EPS = 1e-4
+
+
+def is_static(policy: str) -> bool:
+    """A `static:<variant>+hpa` policy (labels such as " (cheapest)" may follow)."""
+    return policy.startswith("static:") and "+hpa" in policy
+
+
+def headroom_captured(net: float, best_static_net: float, oracle_net: float) -> float | None:
+    """(net - best static) / (oracle - best static); None when the oracle is not above the
+    best static policy by more than HEADROOM_EPS of its net (module docstring)."""
+    gap = oracle_net - best_static_net
+    if not math.isfinite(gap) or gap <= HEADROOM_EPS * max(abs(oracle_net), 1.0):
+        return None
+    return (net - best_static_net) / gap
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float | None:
+    """The smallest value whose cumulative weight reaches q of the total (NaN values and
+    zero weights skipped; inf kept, it sorts last); None when nothing is left."""
+    keep = ~np.isnan(values) & (weights > 0)
+    if not keep.any():
+        return None
+    order = np.argsort(values[keep], kind="stable")
+    v, w = values[keep][order], weights[keep][order]
+    cum = np.cumsum(w)
+    i = int(np.searchsorted(cum, q * cum[-1] - 1e-12, side="left"))
+    return float(v[min(i, len(v) - 1)])
 
 
 def summarize(
-    runs: Sequence[PolicyRun], tick_s: float, oracle: PolicyRun | None = None
+    runs: Sequence[PolicyRun],
+    tick_s: float,
+    oracle: PolicyRun | None = None,
+    percentile: float = 95.0,
 ) -> list[Summary]:
-    """Totals per run; vs-oracle figures against `oracle` (default: the run named "oracle")."""
+    """Totals per run; vs-oracle figures against `oracle` (default: the run named "oracle");
+    vs-static figures against the best `static:*+hpa` run; latency at the SLO `percentile`."""
     oracle = oracle or next((r for r in runs if r.name == "oracle"), None)
     oracle_net = float(oracle.value_usd.sum() - oracle.cost_usd.sum()) if oracle else None
     days = len(runs[0].arrivals) * tick_s / 86400.0 if runs else 0.0
+    statics = [r for r in runs if is_static(r.name)]
+    best = max(statics, key=lambda r: float(r.value_usd.sum() - r.cost_usd.sum()), default=None)
+    best_net = float(best.value_usd.sum() - best.cost_usd.sum()) if best else None
+    best_cost = float(best.cost_usd.sum()) if best else None
     out = []
     for r in runs:
         cost, value = float(r.cost_usd.sum()), float(r.value_usd.sum())
@@ -53,6 +110,12 @@ def summarize(
         vs = None
         if oracle_net is not None and oracle_net != 0:
             vs = (value - cost) / oracle_net
+        headroom = None
+        if best_net is not None and oracle_net is not None:
+            headroom = headroom_captured(value - cost, best_net, oracle_net)
+        latency = None
+        if r.latency_vs_slo is not None:
+            latency = weighted_quantile(r.latency_vs_slo, r.arrivals, percentile / 100.0)
         out.append(
             Summary(
                 policy=r.name,
@@ -65,6 +128,10 @@ def summarize(
                 switches_per_day=r.switches / days if days > 0 else 0.0,
                 gpu_hours=float(r.gpus.sum()) * tick_s / 3600.0,
                 notes=r.notes,
+                best_static_net_value_usd=best_net,
+                headroom_captured=headroom,
+                gpu_cost_vs_best_static=cost / best_cost if best_cost else None,
+                p95_latency_vs_slo=latency,
             )
         )
     return out
@@ -76,18 +143,20 @@ def _usd(x: float) -> str:
 
 def table(title: str, rows: Sequence[Summary]) -> str:
     """A fixed-width table, one policy per row, notes under it."""
-    head = ("POLICY", "GPU COST $", "VALUE $", "NET VALUE $", "VS ORACLE", "SLO ATTAIN",
-            "SWITCHES", "SW/DAY", "GPU-HOURS")  # fmt: skip
+    head = ("POLICY", "GPU COST $", "VALUE $", "NET VALUE $", "VS ORACLE", "HEADROOM",
+            "COST/STATIC", "P95/SLO", "SLO ATTAIN", "SWITCHES", "SW/DAY", "GPU-HOURS")  # fmt: skip
     lines = [head]
     for r in rows:
-        vs = "-" if r.net_value_vs_oracle is None else f"{r.net_value_vs_oracle:.1%}"
         lines.append(
             (
                 r.policy,
                 _usd(r.gpu_cost_usd),
                 _usd(r.value_usd),
                 _usd(r.net_value_usd),
-                vs,
+                _pct(r.net_value_vs_oracle, 1),
+                _ratio(r.headroom_captured),
+                _ratio(r.gpu_cost_vs_best_static),
+                _ratio(r.p95_latency_vs_slo),
                 f"{r.slo_attainment:.2%}",
                 str(r.switches),
                 f"{r.switches_per_day:.1f}",
@@ -104,7 +173,38 @@ def table(title: str, rows: Sequence[Summary]) -> str:
     for r in rows:
         for note in r.notes:
             text.append(f"  {r.policy}: {note}")
+    text.append(headroom_note(rows))
     return "\n".join(text)
+
+
+def headroom_note(rows: Sequence[Summary]) -> str:
+    """One line: the best static net value that HEADROOM and COST/STATIC are measured
+    against, or why they are blank."""
+    best = next((r.best_static_net_value_usd for r in rows), None)
+    if best is None:
+        return "  HEADROOM, COST/STATIC: '-' (no static:*+hpa policy in the run)"
+    if all(r.headroom_captured is None for r in rows):
+        why = (
+            "no oracle in the run"
+            if not any(r.policy == "oracle" for r in rows)
+            else "the oracle is not above it"
+        )
+        return f"  HEADROOM: '-' ({why}); best static net value {_usd(best)} USD"
+    return (
+        f"  HEADROOM = (net - best static) / (oracle - best static), best static net value "
+        f"{_usd(best)} USD; COST/STATIC = GPU cost / its GPU cost; P95/SLO = latency at the "
+        "SLO percentile / SLO"
+    )
+
+
+def _pct(x: float | None, nd: int) -> str:
+    return "-" if x is None else f"{x:.{nd}%}"
+
+
+def _ratio(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return "inf" if math.isinf(x) else f"{x:.2f}"
 
 
 def _clean(x: float | None, nd: int = 6) -> float | None:
@@ -114,8 +214,10 @@ def _clean(x: float | None, nd: int = 6) -> float | None:
 
 
 def to_json(rows: Sequence[Summary], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """{"policies": [{policy, gpuCost, value, netValue, netValueVsOracle, sloAttainment,
-    switches, gpuHours}, ...]} in USD and fractions 0..1, plus `extra` keys."""
+    """{"policies": [{policy, gpuCost, value, netValue, netValueVsOracle, bestStaticNetValue,
+    headroomCaptured, gpuCostVsBestStatic, p95LatencyVsSlo, sloAttainment, switches,
+    gpuHours}, ...]} in USD, ratios and fractions 0..1 (None/null: not measurable in the run,
+    see the module docstring), plus `extra` keys."""
     doc: dict[str, Any] = dict(extra or {})
     doc["policies"] = [
         {
@@ -124,6 +226,10 @@ def to_json(rows: Sequence[Summary], extra: dict[str, Any] | None = None) -> dic
             "value": _clean(r.value_usd, 2),
             "netValue": _clean(r.net_value_usd, 2),
             "netValueVsOracle": _clean(r.net_value_vs_oracle),
+            "bestStaticNetValue": _clean(r.best_static_net_value_usd, 2),
+            "headroomCaptured": _clean(r.headroom_captured),
+            "gpuCostVsBestStatic": _clean(r.gpu_cost_vs_best_static),
+            "p95LatencyVsSlo": _clean(r.p95_latency_vs_slo),
             "sloAttainment": _clean(r.slo_attainment),
             "switches": r.switches,
             "switchesPerDay": _clean(r.switches_per_day, 3),
@@ -141,9 +247,12 @@ def plot(
     runs: Sequence[PolicyRun],
     variant_names: Sequence[str],
     tick_s: float,
+    summaries: Sequence[Summary] | None = None,
 ) -> None:
     """Load; per policy the replicas it ran, colored by the variant that got the most
-    traffic; cumulative GPU cost. Needs matplotlib (the `plot` extra)."""
+    traffic, with its figures (net value, headroom captured, GPU cost vs best static, p95
+    latency vs SLO, SLO attainment; `summaries`, default summarize(runs)); cumulative GPU
+    cost. Needs matplotlib (the `plot` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,7 +272,18 @@ def plot(
     axes[0].set_ylabel("load req/s")
     axes[0].set_title(title)
     colors = plt.get_cmap("tab10")
+    figures = {x.policy: x for x in (summaries or summarize(runs, tick_s))}
     for ax, r in zip(axes[1:-1], runs, strict=True):
+        f = figures.get(r.name)
+        if f is not None:
+            ax.text(
+                0.005, 0.95,
+                f"net {_usd(f.net_value_usd)} $  headroom {_ratio(f.headroom_captured)}  "
+                f"cost/static {_ratio(f.gpu_cost_vs_best_static)}  "
+                f"p95/SLO {_ratio(f.p95_latency_vs_slo)}  SLO {f.slo_attainment:.2%}",
+                transform=ax.transAxes, fontsize=7, va="top",
+                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0},
+            )  # fmt: skip
         total = r.replicas.sum(axis=1)[::step]
         prim = r.primary[::step]
         for v, name in enumerate(variant_names):

@@ -277,3 +277,63 @@ def test_latency_over_all_variants_sums_the_buckets(spec: ModelDeploymentSpec) -
     assert seen.variants["fp8"].latency.value == pytest.approx(1.75)  # type: ignore[union-attr]
     assert seen.latency is not None and seen.latency.value == pytest.approx(1.5)
     assert seen.running is None and seen.kv_cache_usage is None  # not reported: None, not 0
+
+
+def test_token_mix_is_request_weighted(spec: ModelDeploymentSpec) -> None:
+    def s(variant: str, value: float) -> dict[str, Any]:
+        return rate(variant, repr(value))
+
+    snap = snapshot(
+        {
+            "request_rate": [s("bf16", 9.0), s("fp8", 1.0)],
+            "prompt_tokens_rate": [s("bf16", 9.0 * 1000), s("fp8", 1.0 * 3000)],
+            "generation_tokens_rate": [s("bf16", 9.0 * 100), s("fp8", 1.0 * 500)],
+        }
+    )
+    seen = observation_for(snap, "llm", "assistant", spec, AT, 120, {})
+    obs = seen.observation
+    assert obs.prompt_tokens_per_request == pytest.approx((9 * 1000 + 3000) / 10)
+    assert obs.output_tokens_per_request == pytest.approx((9 * 100 + 500) / 10)
+    assert seen.variants["fp8"].prompt_tokens_per_request == pytest.approx(3000.0)
+    assert seen.variants["fp8"].output_tokens_per_request == pytest.approx(500.0)
+
+
+def test_arrivals_are_completions_plus_queue_growth(spec: ModelDeploymentSpec) -> None:
+    """A saturated bf16 finishes 4 req/s while running + waiting grows by 2.5/s: 6.5 arrive.
+    fp8 drains its queue (growth -0.5/s); a variant without a growth series counts its
+    completions; aborted requests are part of the completions and reported."""
+    snap = snapshot(
+        {
+            "request_rate": [rate("bf16", "4"), rate("fp8", "3"), rate("int4", "1")],
+            "queue_growth": [rate("bf16", "2.5"), rate("fp8", "-0.5")],
+            "aborted_rate": [rate("bf16", "0.5")],
+        }
+    )
+    seen = observation_for(snap, "llm", "assistant", spec, AT, 120, {})
+    obs = seen.observation
+    assert obs.requests_per_s == 8.0
+    assert obs.arrivals_per_s == pytest.approx(6.5 + 2.5 + 1.0)
+    assert obs.demand_per_s == pytest.approx(10.0)
+    assert obs.aborted_per_s == 0.5
+    assert seen.variants["bf16"].arrivals_per_s == pytest.approx(6.5)
+    assert seen.variants["fp8"].arrivals_per_s == pytest.approx(2.5)
+    assert seen.variants["int4"].arrivals_per_s is None
+
+
+def test_arrivals_never_below_zero(spec: ModelDeploymentSpec) -> None:
+    snap = snapshot({"request_rate": [rate("bf16", "1")], "queue_growth": [rate("bf16", "-3")]})
+    obs = observation_for(snap, "llm", "assistant", spec, AT, 120, {}).observation
+    assert obs.arrivals_per_s == 0.0 and obs.demand_per_s == 0.0
+
+
+def test_recorded_tick_without_the_arrival_queries_falls_back_to_completions(
+    recorded: MetricsSnapshot, spec: ModelDeploymentSpec
+) -> None:
+    """data/recorded_tick.json predates queue_growth and aborted_rate: absent answers leave
+    arrivals unknown (None, not zero), and demand is the completions."""
+    obs = observation_for(recorded, "llm", "assistant", spec, recorded.at, 120, {}).observation
+    assert obs.requests_per_s is not None and obs.requests_per_s > 0
+    assert obs.arrivals_per_s is None and obs.aborted_per_s is None
+    assert obs.demand_per_s == obs.requests_per_s
+    mix = obs.token_mix
+    assert mix is not None and obs.tokens_per_request == pytest.approx(mix.total_tokens)

@@ -27,6 +27,8 @@ from paretoscale.observe.observation import observation_for
 from paretoscale.observe.prometheus import MetricsPoller, poller_for
 from paretoscale.observe.queries import DEFAULT_TEMPLATES
 
+# One query per template per tick, whatever the number of ModelDeployments.
+QUERIES_PER_TICK = 15
 URL = "http://prometheus.monitoring:9090"
 
 
@@ -77,18 +79,18 @@ def test_queries_per_tick_do_not_grow_with_modeldeployments(n: int) -> None:
         == snap.queries_run
         == poller.queries_per_tick
         == len(DEFAULT_TEMPLATES)
-        == 13
+        == QUERIES_PER_TICK
     )
     assert len(snap.variants) == n
     run(poller.poll_once())
-    assert len(client.calls) == 26 and poller.ticks == 2 and poller.queries_total == 26
+    assert len(client.calls) == poller.queries_total == 2 * QUERIES_PER_TICK and poller.ticks == 2
     # Every ModelDeployment reads its figures from the same snapshot: no more queries.
     spec = _spec()
     for i in (0, n - 1):
         seen = observation_for(poller.latest(), "llm", f"md-{i}", spec, 5000.0, 120, {})
         assert seen.observation.requests_per_s == 4.0
         assert seen.variants["bf16"].latency is not None
-    assert len(client.calls) == 26
+    assert len(client.calls) == 2 * QUERIES_PER_TICK
 
 
 def _spec() -> Any:
@@ -154,7 +156,7 @@ class ExplodingClient(FakeClient):
     def answer(self, query: str) -> Any:
         if "kv_cache" in query:
             raise RuntimeError("socket closed mid-answer")
-        if "waiting" in query:
+        if " (vllm:num_requests_waiting" in query:  # requests_waiting, not queue_growth
             return {"resultType": "matrix"}  # not an instant vector
         return super().answer(query)
 
@@ -162,7 +164,7 @@ class ExplodingClient(FakeClient):
 def test_odd_answers_are_failures_of_those_queries_only() -> None:
     poller = MetricsPoller(settings(), clock=lambda: 1.0, client=ExplodingClient())
     snap = run(poller.poll_once())
-    assert snap.queries_run == 13
+    assert snap.queries_run == QUERIES_PER_TICK
     assert snap.failed_queries == ("requests_waiting", "kv_cache_usage")
     assert snap.problem == (
         f"requests_waiting: Prometheus at {URL}: TypeError: expected an instant vector, got dict; "
@@ -189,7 +191,7 @@ def test_run_ticks_until_stopped() -> None:
 
     run(main())
     assert poller.ticks >= 3
-    assert len(client.calls) == 13 * poller.ticks
+    assert len(client.calls) == QUERIES_PER_TICK * poller.ticks
     assert poller.latest().problem is None and poller.latest().at > 1000
 
 
@@ -309,11 +311,11 @@ def test_error_answer_and_bearer_token(fake_prometheus: FakeApi, tmp_path: Path)
     )
     assert "parse error" in snap.problem
     assert not snap.rate_failed and snap.variants == {}
-    assert len(seen) == 13 and {s["auth"] for s in seen} == {"Bearer first"}
+    assert len(seen) == QUERIES_PER_TICK and {s["auth"] for s in seen} == {"Bearer first"}
     # A rotated (projected) token is read again on the next tick.
     token.write_text("second\n")
     run(poller.poll_once())
-    assert {s["auth"] for s in seen[13:]} == {"Bearer second"}
+    assert {s["auth"] for s in seen[QUERIES_PER_TICK:]} == {"Bearer second"}
 
 
 def test_a_slow_rate_query_ends_the_tick(fake_prometheus: FakeApi) -> None:
@@ -329,10 +331,10 @@ def test_a_slow_secondary_query_fails_alone(
     fake_prometheus: FakeApi,
 ) -> None:
     url = fake_prometheus.url
-    fake_prometheus.slow["vllm:num_requests_waiting"] = 1.0
+    fake_prometheus.slow[" (vllm:num_requests_waiting"] = 1.0  # not queue_growth
     poller = MetricsPoller(settings(prometheus_url=url, prometheus_timeout_seconds=0.2))
     snap = run(poller.poll_once())
-    assert snap.queries_run == 13 and not snap.rate_failed
+    assert snap.queries_run == QUERIES_PER_TICK and not snap.rate_failed
     assert snap.failed_queries == ("requests_waiting", "kv_cache_usage")
     assert snap.problem is not None
     assert snap.problem.startswith(

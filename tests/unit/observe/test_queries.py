@@ -30,6 +30,8 @@ def test_the_fixed_set() -> None:
         "e2e_latency_buckets",
         "ttft_buckets",
         "itl_buckets",
+        "aborted_rate",
+        "queue_growth",
         "prompt_tokens_rate",
         "generation_tokens_rate",
         "requests_running",

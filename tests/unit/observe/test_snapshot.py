@@ -254,3 +254,20 @@ def test_failed_price_query() -> None:
     snap = build_snapshot(1000.0, {"request_rate": [], "gpu_price": QueryFailure("x")}, 2)
     assert snap.price_failed and not snap.rate_failed
     assert snap.gpu_prices_usd_per_hour == {}
+
+
+def test_queue_growth_may_be_negative_other_figures_may_not() -> None:
+    snap = build_snapshot(
+        1000.0,
+        {
+            "request_rate": [series("2")],
+            "queue_growth": [series("-0.75")],
+            "aborted_rate": [series("-1")],
+        },
+        3,
+    )
+    m = snap.variants[VariantKey("llm", "assistant", "bf16")]
+    assert m.queue_growth_per_s == -0.75
+    assert m.arrivals_per_s == pytest.approx(1.25)
+    assert m.aborted_per_s is None
+    assert any("aborted_rate" in n and "not a number >= 0" in n for n in snap.notes)

@@ -13,6 +13,7 @@ from paretoscale.replay.observe import PromView, Scrapes
 from paretoscale.replay.operator_policy import OperatorMemory, Paretoscale
 from paretoscale.replay.policies import TickInput
 from paretoscale.rollout.machine import RolloutState
+from paretoscale.tick.memory import TickMemory
 
 NAMES = ("bf16", "fp8", "w4a16-l40s", "bf16-eagle3")
 
@@ -119,14 +120,14 @@ def test_failed_verification_rolls_back(
 
 def test_live_correction_is_the_operators(assistant: ModelDeploymentSpec) -> None:
     # fp8 x 2 Ready: 8 req/s per replica at p95 4.95 s, where the profile says 10.095 req/s
-    scrapes = Scrapes(20, 4, (4.0, 5.0, 8.0), True, seed=0)
+    scrapes = Scrapes(20, 4, (4.0, 5.0, 10.0), True, seed=0)  # 8 s SLO: not an edge
     scrapes.rate_noise[:] = 1.0
     scrapes.ready[:, 1] = 2
     scrapes.completions[:, 1] = 2 * 8.0 * 30
     assert scrapes.hist is not None
     scrapes.hist[:, 1] = [0, 480, 0, 0]  # every request in (4, 5]: p95 = 4 + 0.95 = 4.95
     view = PromView(scrapes, 19, 30.0, 1, 4, 16.0)
-    m = OperatorMemory(RolloutState("Stable", "fp8"), {"fp8": 2}, variant_since=0.0)
+    m = OperatorMemory(TickMemory(RolloutState("Stable", "fp8"), variant_since=0.0), {"fp8": 2})
     out = Paretoscale(assistant).decide(at(16.0, 570.0, m, {"fp8": 2}, view=view))
     measured = 8.0 / (10 + 0.05 / 4.2 * 8)  # corrected_capacity_factor
     assert memory(out).corrections["fp8"] == pytest.approx(0.7 + 0.3 * measured, abs=1e-4)

@@ -10,13 +10,17 @@ from paretoscale.replay.observe import PromView, Scrapes
 from paretoscale.replay.policies import (
     HpaMemory,
     KedaQueue,
+    LlmdSloKeda,
     StaticHpa,
     TickInput,
+    WvaSaturation,
     WvaVariant,
     best_quality_variant,
     cheapest_feasible_variant,
     hpa_step,
+    llmd_ratio,
     wva_targets,
+    wva_variants,
 )
 
 
@@ -125,3 +129,63 @@ def wva(
 )
 def test_wva_saturation_rule(rows: list[WvaVariant], expected: dict[str, int]) -> None:
     assert wva_targets(rows) == expected
+
+
+def latency_view(
+    bucket: int, ready: int, edges: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+) -> PromView:
+    """Variant 0 finished 100 requests a tick, every one in bucket `bucket` of `edges`."""
+    scrapes = Scrapes(4, 4, edges, True, seed=0)
+    assert scrapes.hist is not None
+    scrapes.hist[:, 0, bucket] = 100.0
+    scrapes.ready[:, 0] = ready
+    scrapes.completions[:, 0] = 100.0
+    scrapes.rate_noise[:] = 1.0
+    return PromView(scrapes, tick=3, tick_s=30.0, delay_ticks=1, window_ticks=2, prior_rate_rps=0)
+
+
+def test_llmd_ratio() -> None:
+    assert llmd_ratio(12.0, 8.0, 5.0, 2, 2) == pytest.approx(1.5)
+    assert llmd_ratio(40.0, 8.0, 5.0, 2, 2) == pytest.approx(2.0)  # clamped at 2
+    assert llmd_ratio(12.0, 8.0, 5.0, 2, 4) == pytest.approx(0.75)  # 2 of 4 still loading
+    assert llmd_ratio(None, 8.0, 5.0, 2, 2) == 1.0  # load but no reading: hold
+    assert llmd_ratio(None, 8.0, 0.0, 2, 2) == 0.0  # idle pool reads 0
+
+
+def test_llmd_slo_keda_scales_on_p90_over_the_slo(assistant: ModelDeploymentSpec) -> None:
+    keda = LlmdSloKeda(assistant, "bf16")  # e2e SLO 8 s
+    assert keda.needs_histograms and keda.name == "llmd-slo-keda:bf16"
+    # p90 in (8, 16]: 8 + 8 x 0.9 = 15.2 s; s = 1.9; ceil(2 x 1.9) = 4
+    out = keda.decide(TickInput(3, 0.0, latency_view(4, 2), (2, 0, 0, 0), (2, 0, 0, 0), {},
+                                HpaMemory(2)))  # fmt: skip
+    assert out.replicas == {"bf16": 4} and out.serving == ("bf16",)
+    # the same reading while 2 of 4 replicas load: ratio 1.9 x 2 / 4 = 0.95, in tolerance
+    out = keda.decide(TickInput(3, 0.0, latency_view(4, 2), (4, 0, 0, 0), (2, 0, 0, 0), {},
+                                HpaMemory(4)))  # fmt: skip
+    assert out.replicas == {"bf16": 4}
+    # p90 in (2, 4]: 3.8 s, s = 0.475: ceil(4 x 0.475) = 2, once the 300 s window allows
+    m = HpaMemory(4, ((0.0, 4),))
+    out = keda.decide(TickInput(3, 100.0, latency_view(2, 4), (4, 0, 0, 0), (4, 0, 0, 0), {}, m))
+    assert out.replicas == {"bf16": 4}
+    out = keda.decide(
+        TickInput(3, 301.0, latency_view(2, 4), (4, 0, 0, 0), (4, 0, 0, 0), {}, out.memory)
+    )
+    assert out.replicas == {"bf16": 2}
+
+
+def test_wva_deploys_cheapest_per_capacity_and_best_quality(
+    assistant: ModelDeploymentSpec,
+) -> None:
+    # USD/h per req/s of declared capacity: w4a16-l40s 1.86 / 5.1 is the cheapest
+    assert wva_variants(assistant, 60.0) == ("bf16", "w4a16-l40s")
+    one = assistant.model_copy(update={"variants": assistant.variants[:1]})
+    assert wva_variants(one, 60.0) == ("bf16",)
+    policy = WvaSaturation(assistant)
+    first = policy.decide(tick(view_with(waiting=0, ready=0, rate=5.0), None))
+    assert set(first.replicas) == {"bf16", "w4a16-l40s"}
+    assert first.serving == ("bf16", "w4a16-l40s") and first.routing == "capacity"
+    later = policy.decide(
+        TickInput(5, 150.0, view_with(0.0, 1, kv=0.9), (1, 0, 1, 0), (1, 0, 1, 0), {},
+                  first.memory)
+    )  # fmt: skip
+    assert set(later.replicas) == {"bf16", "w4a16-l40s"}  # the others stay undeployed

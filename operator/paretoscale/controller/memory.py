@@ -1,0 +1,119 @@
+"""The tick's memory <-> the ModelDeployment status (pure).
+
+The status is the memory that survives a restart: the rollout state, the dwell start, the
+pending scale-down, the capacity corrections, the rolled-back switches (lastSwitches), the
+saturation counters and the forecast. Between two writes the process keeps the newest
+saturation and forecast memory itself (`fresh`): the forecast moves every tick, and the status
+is written only when something else changed or the forecast's half-hour slot moved on
+(`status_changed`), so a restart resumes from a forecast at most one slot old.
+"""
+
+from __future__ import annotations
+
+import math
+
+from paretoscale.api.status import ForecastStatus, ModelDeploymentStatus, SaturationStatus
+from paretoscale.controller.status import comparable, parse_time, rollout_state, scale_down_of
+from paretoscale.decide.forecast import SLOTS_PER_DAY, ForecastMemory
+from paretoscale.decide.saturation import SaturationMemory
+from paretoscale.tick.memory import MAX_ROLLED_BACK, RolledBack, TickMemory
+
+
+def _sig(x: float, digits: int = 4) -> float:
+    """x rounded to `digits` significant digits (keeps the status small)."""
+    if x == 0 or not math.isfinite(x):
+        return 0.0 if not math.isfinite(x) else x
+    return round(x, digits - 1 - math.floor(math.log10(abs(x))))
+
+
+def tick_memory(status: ModelDeploymentStatus, fresh: TickMemory | None = None) -> TickMemory:
+    """The tick's memory from the last status; saturation and forecast from `fresh` (this
+    process's newest) when there is one."""
+    rolled = tuple(
+        RolledBack(sw.to_variant, at, sw.reason)
+        for sw in status.last_switches
+        if sw.outcome == "rolledBack" and (at := parse_time(sw.at)) is not None
+    )[:MAX_ROLLED_BACK]
+    recommended = (status.decision.variant, status.decision.replicas) if status.decision else None
+    return TickMemory(
+        rollout=rollout_state(status.rollout),
+        variant_since=parse_time(status.variant_since),
+        scale_down=scale_down_of(status),
+        corrections=dict(status.capacity_corrections),
+        rolled_back=rolled,
+        recommended=recommended,
+        saturation=fresh.saturation if fresh else _saturation(status.saturation),
+        forecast=fresh.forecast if fresh else _forecast(status.forecast),
+    )
+
+
+def _saturation(s: SaturationStatus | None) -> SaturationMemory:
+    if s is None:
+        return SaturationMemory()
+    return SaturationMemory(
+        s.variant, s.over_slo_ticks, s.waiting_ticks, s.last_waiting, s.missing_ticks
+    )
+
+
+def _forecast(f: ForecastStatus | None) -> ForecastMemory:
+    if f is None:
+        return ForecastMemory()
+    profile = tuple(f.profile[:SLOTS_PER_DAY]) + (None,) * (SLOTS_PER_DAY - len(f.profile))
+    return ForecastMemory(
+        at=f.at,
+        level=f.level,
+        trend=f.trend,
+        profile=profile,
+        slot=f.slot,
+        slot_sum=f.slot_sum,
+        slot_n=f.slot_n,
+        due_at=f.due_at,
+        due_rps=f.due_rps,
+        margin=f.margin,
+        error_sum=f.error_sum,
+        errors=f.errors,
+    )
+
+
+def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeploymentStatus:
+    """The status with the memory only the tick keeps (saturation counters, forecast)."""
+    s, f = m.saturation, m.forecast
+    saturation = SaturationStatus(
+        variant=s.variant,
+        over_slo_ticks=s.over_slo_ticks,
+        waiting_ticks=s.waiting_ticks,
+        last_waiting=_sig(s.last_waiting) if s.last_waiting is not None else None,
+        missing_ticks=s.missing_ticks,
+    )
+    forecast = (
+        ForecastStatus(
+            at=f.at,
+            level=_sig(f.level) if f.level is not None else None,
+            trend=_sig(f.trend),
+            profile=[_sig(x) if x is not None else None for x in f.profile],
+            slot=f.slot,
+            slot_sum=_sig(f.slot_sum),
+            slot_n=f.slot_n,
+            due_at=f.due_at,
+            due_rps=_sig(f.due_rps),
+            margin=_sig(f.margin),
+            error_sum=_sig(f.error_sum),
+            errors=f.errors,
+        )
+        if f.at is not None
+        else None
+    )
+    return status.model_copy(update={"saturation": saturation, "forecast": forecast})
+
+
+def status_changed(new: ModelDeploymentStatus, old: ModelDeploymentStatus) -> bool:
+    """Whether the status must be written: anything but the decision/observation times and
+    the forecast's per-tick figures changed (the forecast is written when its slot moves)."""
+
+    def key(s: ModelDeploymentStatus) -> dict[str, object]:
+        doc = comparable(s)
+        f = doc.pop("forecast", None)
+        doc["forecastSlot"] = f.get("slot") if isinstance(f, dict) else None
+        return doc
+
+    return key(new) != key(old)

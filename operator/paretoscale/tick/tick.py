@@ -1,0 +1,244 @@
+"""tick(): everything one ModelDeployment does in one tick, as one pure function.
+
+    memory, observation, cluster facts, now
+      -> saturation guard (decide/saturation.py) on the serving variant's signals
+      -> forecast (decide/forecast.py): the rate expected once a new replica of the serving
+         variant would be Ready (its startupSeconds + one tick), times the error margin
+      -> decide() (decide/policy.py): variant and replicas, with those two floors
+      -> rollout analysis of the target + step() of the rollout machine (Auto mode only)
+      -> live correction (decide/corrections.py) from every variant's readings
+      -> TickOutcome: decision, step, corrections, the memory for the next tick
+
+The shell (controller/reconcile.py; in the replay, replay/operator_policy.py) reads its inputs,
+calls this, applies `step.fleet` and reports. Rules that live here and nowhere else:
+- what runs now: in Auto mode the rollout's active variant at the replicas its Deployment
+  has (cluster facts); in Recommend mode the last recommendation;
+- a variant rolled back within retry_after_s (the longer of the minimum dwell and two ready
+  timeouts) is not chosen again;
+- the live correction learns from a variant with no request waiting (with a backlog, the
+  latency is an earlier overload's) and outside the overflow bucket; from the serving variant
+  at saturation too, when its latency misses the SLO (then completions per replica bound its
+  capacity at the SLO from above);
+- analysis cannot pass on missing metrics (Unavailable: the machine waits, then rolls back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from paretoscale.api.types import ModelDeploymentSpec, RolloutSpec
+from paretoscale.decide.corrections import Evidence, learn
+from paretoscale.decide.evaluate import variant_capacity
+from paretoscale.decide.forecast import ForecastMemory, forecast, observe
+from paretoscale.decide.policy import decide
+from paretoscale.decide.saturation import Saturation, SaturationMemory, above_slo, assess
+from paretoscale.decide.types import CurrentState, Decision, Observation, VariantSignals
+from paretoscale.rollout.analysis import Verdict, analyze
+from paretoscale.rollout.machine import Step, VariantFacts, step
+from paretoscale.tick.memory import (
+    MAX_ROLLED_BACK,
+    RolledBack,
+    TickMemory,
+    TickOptions,
+    TickOutcome,
+)
+
+MIN_LEARN_REQUESTS = 20.0
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retry_after_s(rollout: RolloutSpec) -> float:
+    """How long a variant whose rollout failed is not tried again: the longer of the minimum
+    dwell and two ready timeouts, so a dwell of 0 does not mean a retry loop."""
+    return float(max(rollout.min_dwell_seconds, 2 * rollout.ready_timeout_seconds))
+
+
+def recently_failed(
+    rolled_back: tuple[RolledBack, ...], now: float, retry_s: float
+) -> dict[str, str]:
+    """Variants rolled back within the last retry_s, with why (newest reason first)."""
+    out: dict[str, str] = {}
+    for r in rolled_back:
+        if now - r.at < retry_s:
+            out.setdefault(
+                r.variant,
+                f"rolled back at {rfc3339(r.at)} ({r.reason}); "
+                f"not retried before {rfc3339(r.at + retry_s)}",
+            )
+    return out
+
+
+def tick(
+    spec: ModelDeploymentSpec,
+    memory: TickMemory,
+    obs: Observation,
+    facts: Mapping[str, VariantFacts],
+    now: float,
+    options: TickOptions | None = None,
+) -> TickOutcome:
+    """One tick of one ModelDeployment. See the module docstring."""
+    opts = options or TickOptions()
+    state0 = memory.rollout
+    active_facts = facts.get(state0.active or "", VariantFacts())
+    if opts.mode == "Auto":
+        active, replicas = state0.active, active_facts.desired
+    else:
+        active, replicas = memory.recommended or (None, 0)
+    current = CurrentState(
+        active=active,
+        replicas=replicas,
+        variant_since=memory.variant_since,
+        scale_down=memory.scale_down,
+        rollout_in_progress=state0.phase != "Stable",
+        pods_loading=active_facts.ready < active_facts.desired,
+        recently_failed=recently_failed(memory.rolled_back, now, retry_after_s(spec.rollout)),
+    )
+    live = obs.demand_per_s is not None
+
+    # A new poll, not a reconcile between two (the forecast remembers when it last moved).
+    last = memory.forecast.at
+    advance = last is None or now - last >= opts.tick_seconds / 2
+
+    saturation: Saturation | None = None
+    sat_memory = memory.saturation
+    if opts.saturation_guard and live:
+        saturation = assess(
+            active,
+            obs.variants.get(active or ""),
+            replicas,
+            spec.slo.seconds,
+            sat_memory,
+            spec.slo.percentile / 100.0,
+            advance,
+        )
+        sat_memory = saturation.memory
+
+    horizon = _horizon_s(spec, active, opts.tick_seconds)
+    history = memory.forecast
+    ahead = None
+    if opts.forecast and live:
+        history = observe(history, now, obs.demand_per_s, horizon, opts.tick_seconds / 2)
+        ahead = forecast(history, horizon)
+
+    decision = decide(spec, obs, current, saturation, ahead)
+
+    result: Step | None = None
+    verdict: Verdict | None = None
+    if opts.mode == "Auto":
+        verdict = _verdict(spec, obs, state0.target, state0.active)
+        result = step(state0, decision, facts, verdict, spec.rollout, now)
+
+    corrections = (
+        learn(
+            spec,
+            memory.corrections,
+            _evidence(spec, obs, opts, active, saturation),
+            mix=obs.token_mix,
+        )
+        if opts.correction
+        else dict(memory.corrections)
+    )
+    return TickOutcome(
+        decision=decision,
+        step=result,
+        verdict=verdict,
+        corrections=corrections,
+        memory=_next_memory(memory, decision, result, opts, now, corrections, sat_memory, history),
+        saturation=saturation,
+        forecast=ahead,
+    )
+
+
+def _horizon_s(spec: ModelDeploymentSpec, active: str | None, tick_s: float) -> float:
+    """How far ahead replicas must be planned: the serving variant's startup + one tick (the
+    slowest variant's before anything serves)."""
+    startup = next((v.startup_seconds for v in spec.variants if v.name == active), None)
+    if startup is None:
+        startup = max(v.startup_seconds for v in spec.variants)
+    return float(startup) + tick_s
+
+
+def _verdict(
+    spec: ModelDeploymentSpec, obs: Observation, target: str | None, active: str | None
+) -> Verdict:
+    if obs.metrics_expected and obs.requests_per_s is None:
+        return Verdict("Unavailable", obs.metrics_problem or "no metrics")
+    t = obs.variants.get(target or "", VariantSignals())
+    a = obs.variants.get(active or "", VariantSignals())
+    return analyze(
+        target or "",
+        t.latency.value if t.latency else None,
+        spec.slo.seconds,
+        f"p{spec.slo.percentile:g} {spec.slo.latency}",
+        t.requests_in_window,
+        None,
+        a.latency.value if a.latency else None,
+    )
+
+
+def _evidence(
+    spec: ModelDeploymentSpec,
+    obs: Observation,
+    opts: TickOptions,
+    active: str | None,
+    saturation: Saturation | None,
+) -> dict[str, Evidence]:
+    """The readings the live correction may learn from (see the module docstring)."""
+    out: dict[str, Evidence] = {}
+    for name, s in obs.variants.items():
+        rate, lat = s.requests_per_replica_s, s.latency
+        if rate is None:
+            continue
+        if saturation is not None and saturation.saturated and name == active:
+            if lat is not None and above_slo(lat, spec.slo.seconds, spec.slo.percentile / 100):
+                out[name] = Evidence(rate, lat, saturated=True)
+            continue
+        if lat is None or lat.in_overflow_bucket or s.waiting is None or s.waiting >= 1:
+            continue
+        if opts.learn_min_load > 0:
+            v = next((x for x in spec.variants if x.name == name), None)
+            if v is None or (s.requests_in_window or 0.0) < MIN_LEARN_REQUESTS:
+                continue
+            declared, _ = variant_capacity(
+                v, spec.slo.seconds, None, None, spec.slo.latency, obs.token_mix
+            )
+            if rate < opts.learn_min_load * declared:
+                continue
+        out[name] = Evidence(rate, lat)
+    return out
+
+
+def _next_memory(
+    m: TickMemory,
+    decision: Decision,
+    result: Step | None,
+    opts: TickOptions,
+    now: float,
+    corrections: Mapping[str, float],
+    saturation: SaturationMemory,
+    forecast: ForecastMemory,
+) -> TickMemory:
+    out = replace(
+        m,
+        scale_down=decision.scale_down,
+        corrections=dict(corrections),
+        saturation=saturation,
+        forecast=forecast,
+    )
+    if opts.mode == "Recommend":
+        best = decision.evaluation(decision.best)
+        return replace(out, recommended=(decision.best, best.replicas))
+    assert result is not None
+    out = replace(out, rollout=result.state)
+    sw = result.switch
+    if sw is not None:
+        out = replace(out, variant_since=now)  # a rollback restarts the dwell too
+        if sw.outcome == "rolledBack":
+            rolled = (RolledBack(sw.to_variant, now, sw.reason), *m.rolled_back)
+            out = replace(out, rolled_back=rolled[:MAX_ROLLED_BACK])
+    return out

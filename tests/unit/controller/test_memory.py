@@ -1,0 +1,80 @@
+"""The tick's memory survives a restart through the status, stays small, and does not make
+the operator write the status every tick."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from paretoscale.api.status import ModelDeploymentStatus, SwitchRecord
+from paretoscale.controller.memory import status_changed, tick_memory, with_memory
+from paretoscale.decide.forecast import DAY_S, ForecastMemory, observe
+from paretoscale.decide.saturation import SaturationMemory
+from paretoscale.tick.memory import RolledBack, TickMemory
+
+
+def week_of_forecast() -> ForecastMemory:
+    m = ForecastMemory()
+    for k in range(int(7 * DAY_S / 30)):
+        t = 1.7e9 + 30.0 * k
+        m = observe(m, t, 3.0 + 2.0 * math.sin(t / 13751.0) + 0.01 * (k % 7), 630.0)
+    return m
+
+
+def test_saturation_and_forecast_survive_a_restart() -> None:
+    sat = SaturationMemory("fp8", over_slo_ticks=1, waiting_ticks=2, last_waiting=7.0)
+    m = TickMemory(saturation=sat, forecast=week_of_forecast())
+    back = tick_memory(with_memory(ModelDeploymentStatus(), m))
+    assert back.saturation == sat
+    f, g = back.forecast, m.forecast
+    assert f.slot == g.slot and f.errors == g.errors and f.at == g.at
+    assert f.level is not None and g.level is not None
+    assert math.isclose(f.level, g.level, rel_tol=1e-3)
+    assert all(
+        (a is None and b is None)
+        or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-3))
+        for a, b in zip(f.profile, g.profile, strict=True)
+    )
+
+
+def test_the_process_memory_wins_over_the_last_written_status() -> None:
+    old = with_memory(ModelDeploymentStatus(), TickMemory())
+    fresh = TickMemory(saturation=SaturationMemory("fp8", 2, 0, 0.0, 0))
+    assert tick_memory(old, fresh).saturation == fresh.saturation
+
+
+def test_rolled_back_switches_come_from_last_switches() -> None:
+    status = ModelDeploymentStatus(
+        last_switches=[
+            SwitchRecord(to_variant="fp8", at="2026-01-01T00:10:00Z", reason="late"),
+            SwitchRecord(
+                to_variant="bf16", at="2026-01-01T00:00:00Z", reason="slow", outcome="rolledBack"
+            ),
+        ]
+    )
+    assert tick_memory(status).rolled_back == (RolledBack("bf16", 1767225600.0, "slow"),)
+
+
+def test_the_memory_keeps_the_status_under_4kb() -> None:
+    m = TickMemory(
+        saturation=SaturationMemory("bf16-draft-eagle3", 3, 2, 123.456789, 0),
+        forecast=week_of_forecast(),
+    )
+    memory_doc = with_memory(ModelDeploymentStatus(), m).model_dump(
+        by_alias=True, exclude_none=True, mode="json"
+    )
+    assert len(json.dumps(memory_doc)) < 4096
+
+
+def test_a_forecast_that_only_moved_within_its_slot_is_not_written() -> None:
+    f = week_of_forecast()
+    old = with_memory(ModelDeploymentStatus(), TickMemory(forecast=f))
+    assert f.at is not None
+    later = observe(f, f.at + 30.0, 4.0, 630.0)
+    assert later.slot == f.slot and later.level != f.level
+    assert not status_changed(with_memory(ModelDeploymentStatus(), TickMemory(forecast=later)), old)
+    next_slot = observe(later, later.at + 1800.0 if later.at else 0.0, 4.0, 630.0)
+    new = with_memory(ModelDeploymentStatus(), TickMemory(forecast=next_slot))
+    assert status_changed(new, old)
+    counters = TickMemory(forecast=f, saturation=SaturationMemory("fp8", 1))
+    assert status_changed(with_memory(ModelDeploymentStatus(), counters), old)
