@@ -455,8 +455,8 @@ NAMESPACED_RULES = {
     # OwnerReferencesPermissionEnforcement: owner references with blockOwnerDeletion.
     ("paretoscale.io", "modeldeployments/finalizers"): {"update"},
     ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
-    ("", "services"): {"create", "patch"},
-    ("policy", "poddisruptionbudgets"): {"create", "patch", "delete"},
+    ("", "services"): {"list", "watch", "create", "patch"},
+    ("policy", "poddisruptionbudgets"): {"list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 CRD_READS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

@@ -106,14 +106,16 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, create, patch, delete]
-# The stable Service per ModelDeployment (server-side apply), whose selector moves at a switch.
+# The stable Service per ModelDeployment (server-side apply), whose selector moves at a switch;
+# watched (label app.kubernetes.io/managed-by=paretoscale) so a deleted one is recreated.
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, patch]
-# One PodDisruptionBudget per variant beside its Deployment (server-side apply), deleted with it.
+  verbs: [list, watch, create, patch]
+# One PodDisruptionBudget per variant beside its Deployment (server-side apply), deleted with it;
+# watched like the Service.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [create, patch, delete]
+  verbs: [list, watch, create, patch, delete]
 # core/v1 Events on ModelDeployments (decisions, switches, rollbacks); kopf's own posting is off.
 - apiGroups: [""]
   resources: [events]

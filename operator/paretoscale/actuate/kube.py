@@ -78,6 +78,43 @@ class Kube:
                 if e.status != 404:
                     raise
 
+    def list_modeldeployments(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every ModelDeployment of `namespace` (None: of the cluster), as dicts."""
+        out: Any
+        if namespace is None:
+            out = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+        else:
+            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return [dict(item) for item in out.get("items", [])]
+
+    def list_workloads(
+        self, kind: str, namespace: str | None, label_selector: str
+    ) -> list[dict[str, Any]]:
+        """Deployments, Services or PodDisruptionBudgets (`kind`) of `namespace` (None: of the
+        cluster) matching `label_selector`, as the API's JSON (dicts, camelCase)."""
+        listers = {
+            "Deployment": (
+                self.apps.list_deployment_for_all_namespaces,
+                self.apps.list_namespaced_deployment,
+            ),
+            "Service": (
+                self.core.list_service_for_all_namespaces,
+                self.core.list_namespaced_service,
+            ),
+            "PodDisruptionBudget": (
+                self.policy.list_pod_disruption_budget_for_all_namespaces,
+                self.policy.list_namespaced_pod_disruption_budget,
+            ),
+        }
+        everywhere, in_namespace = listers[kind]
+        out: Any
+        if namespace is None:
+            out = everywhere(label_selector=label_selector)
+        else:
+            out = in_namespace(namespace, label_selector=label_selector)
+        serialize: Any = self.api.sanitize_for_serialization
+        return [dict(serialize(item)) for item in out.items]
+
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
         meta = obj["metadata"]

@@ -1,8 +1,11 @@
 """kopf wiring only: watch events feed the cache and trigger a reconcile when something moved.
 
-No kopf timers and no change-detecting handlers: those make kopf put a finalizer or
-annotations on the user's ModelDeployments (GitOps owns them). The periodic tick is the
-operator's own loop over the cache (controller/loop.py), one loop per process.
+Watched: ModelDeployments, and the Deployments, Services and PodDisruptionBudgets the
+operator renders, listed and watched with the server-side label selector MANAGED_SELECTOR
+(`configure_watching`), so the operator never lists the cluster's other workloads. No kopf
+timers and no change-detecting handlers: those make kopf put a finalizer or annotations on
+the user's ModelDeployments (GitOps owns them). The periodic tick is the operator's own loop
+over the cache (controller/loop.py), one loop per process.
 """
 
 from __future__ import annotations
@@ -11,10 +14,23 @@ from typing import Any
 
 import kopf
 
-from paretoscale.actuate.render import LABEL_MD, LABEL_VARIANT
+from paretoscale.actuate.render import FIELD_MANAGER, LABEL_MANAGED, LABEL_MD
 from paretoscale.api.types import GROUP, PLURAL, VERSION
 from paretoscale.controller.reconcile import Context
-from paretoscale.rollout.machine import VariantFacts
+
+MANAGED_SELECTOR = f"{LABEL_MANAGED}={FIELD_MANAGER}"
+# (group, version, plural, kind) of every rendered kind the cache observes.
+WORKLOADS = (
+    ("apps", "v1", "deployments", "Deployment"),
+    ("", "v1", "services", "Service"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+)
+
+
+def configure_watching(settings: kopf.OperatorSettings) -> None:
+    """Server-side label selectors on the watches of the rendered kinds."""
+    for _, _, plural, _ in WORKLOADS:
+        settings.watching.label_selectors[plural] = MANAGED_SELECTOR
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -29,24 +45,23 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if ctx.cache.put_md(dict(body)):  # new, or the spec changed: act now, not next tick
             await ctx.reconcile_key((meta["namespace"], meta["name"]))
 
+    for group, version, plural, kind in WORKLOADS:
+        _register_workload(registry, group, version, plural, kind)
+
+
+def _register_workload(
+    registry: kopf.OperatorRegistry, group: str, version: str, plural: str, kind: str
+) -> None:
     @kopf.on.event(
-        "apps",
-        "v1",
-        "deployments",
-        id="deployment-events",
+        group,
+        version,
+        plural,
+        id=f"{kind.lower()}-events",
         labels={LABEL_MD: kopf.PRESENT},
         registry=registry,
     )
-    async def deployment_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    async def workload_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx: Context = memo["ctx"]
-        meta = body["metadata"]
-        labels = meta.get("labels", {})
-        ns, md, variant = meta["namespace"], labels[LABEL_MD], labels.get(LABEL_VARIANT, "")
-        facts = None
-        if event["type"] != "DELETED":
-            facts = VariantFacts(
-                desired=int(body.get("spec", {}).get("replicas") or 0),
-                ready=int(body.get("status", {}).get("readyReplicas") or 0),
-            )
-        if ctx.cache.put_deployment(ns, md, variant, facts) and (ns, md) in ctx.cache.mds:
-            await ctx.reconcile_key((ns, md))  # e.g. the target became Ready: move on now
+        key = ctx.cache.put_workload(kind, body, event["type"] == "DELETED")
+        if key is not None and key in ctx.cache.mds:
+            await ctx.reconcile_key(key)  # e.g. the target became Ready, or a repair: now

@@ -1,7 +1,8 @@
 """The tick's memory <-> the ModelDeployment status (pure).
 
-The status is the memory that survives a restart: the rollout state, the dwell start, the
-pending scale-down, the capacity corrections, the rolled-back switches (lastSwitches), the
+The status is the memory that survives a restart: the rollout state, the active variant's
+replicas last decided (status.replicas, what "hold" holds), the dwell start, the pending
+scale-down, the capacity corrections, the rolled-back switches (lastSwitches), the
 saturation counters and the forecast. Between two writes the process keeps the newest
 saturation and forecast memory itself (`fresh`): the forecast moves every tick, and the status
 is written only when something else changed or the forecast's half-hour slot moved on
@@ -42,6 +43,7 @@ def tick_memory(status: ModelDeploymentStatus, fresh: TickMemory | None = None) 
         corrections=dict(status.capacity_corrections),
         rolled_back=rolled,
         recommended=recommended,
+        replicas=status.replicas,
         saturation=fresh.saturation if fresh else _saturation(status.saturation),
         forecast=fresh.forecast if fresh else _forecast(status.forecast),
     )

@@ -4,10 +4,13 @@
                       memory (controller/memory.py) ─┘        │                 │
                                    status patch + events ◄────┴────── apply (SSA) ◄
 
-Reads no API: the Deployments come from a kopf index, metrics from the poller's snapshot, the
-last status from the per-object memory (we are its only writer) or the object. Writes only
-what changed. A spec that cannot be used is reported on the object and nothing else is
-touched.
+Reads no API: the Deployments, Services and PodDisruptionBudgets come from the watch cache
+(controller/cache.py), metrics from the poller's snapshot, the last status from the
+per-object memory (we are its only writer) or the object. Acts only once the cache has listed
+every watched kind (`Cache.synced`). Applies what the cache shows differs from the rendering
+(actuate/plan.py), so a deleted or hand-scaled object is repaired on the next tick; nothing is
+applied to a ModelDeployment that is being deleted (deletionTimestamp). A spec that cannot
+be used is reported on the object and nothing else is touched.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from paretoscale.actuate.kube import Kube
-from paretoscale.actuate.plan import plan_changes
+from paretoscale.actuate.plan import Observed, plan_changes
 from paretoscale.actuate.render import Owner
 from paretoscale.api.manifest import parse_spec
 from paretoscale.api.status import ModelDeploymentStatus
@@ -44,9 +47,6 @@ from paretoscale.tick.memory import TickMemory
 from paretoscale.tick.tick import tick
 
 log = logging.getLogger("paretoscale")
-# After a start, the watch may deliver a ModelDeployment before its Deployments: acting then
-# would see "no replicas" and scale the serving variant to zero.
-CACHE_WARMUP_S = 10.0
 
 
 @dataclass
@@ -55,7 +55,6 @@ class ObjectMemory:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status: ModelDeploymentStatus | None = None
-    applied: dict[str, str] = field(default_factory=dict)  # object key -> rendered hash
     tick: TickMemory | None = None  # the newest tick memory (status holds the last written)
 
 
@@ -69,23 +68,28 @@ class Context:
     latest_snapshot: Callable[[], Any]
     clock: Callable[[], float] = time.time
     cache: Cache = field(default_factory=Cache)
-    started_at: float = field(default_factory=time.time)  # wall clock, as `clock`
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
 
     async def reconcile_key(self, key: Key) -> None:
-        """Reconcile the cached ModelDeployment `key`, if it is still there."""
+        """Reconcile the cached ModelDeployment `key`, if it is still there and the cache has
+        listed every watched kind (before that, a missing object may just not be listed yet)."""
         body = self.cache.mds.get(key)
-        if body is not None:
-            await reconcile(self, body, self.cache.facts(key))
+        if body is not None and self.cache.synced:
+            await reconcile(self, body, self.cache.facts(key), self.cache.observed(key))
 
 
 EmitEvent = Callable[[str, str, str], None]  # (type, reason, message)
 
 
 async def reconcile(
-    ctx: Context, body: Mapping[str, Any], deployments: Mapping[str, VariantFacts]
+    ctx: Context,
+    body: Mapping[str, Any],
+    deployments: Mapping[str, VariantFacts],
+    observed: Mapping[str, Observed],
 ) -> None:
-    """Decide and act for one ModelDeployment. Safe to call at any time; serialized per object.
+    """Decide and act for one ModelDeployment, from the cluster as the cache shows it (its
+    Deployments' facts by variant, its rendered objects by key). Safe to call at any time;
+    serialized per object.
 
     Events are collected during the reconcile and posted at its end."""
     meta = body["metadata"]
@@ -94,7 +98,7 @@ async def reconcile(
     async with mem.lock:
         started = time.perf_counter()
         try:
-            await _reconcile(ctx, body, deployments, lambda *e: events.append(e), mem)
+            await _reconcile(ctx, body, deployments, observed, lambda *e: events.append(e), mem)
         finally:
             ctx.metrics.reconcile_seconds.observe(time.perf_counter() - started)
             for type_, reason, message in events:
@@ -118,10 +122,13 @@ async def _reconcile(
     ctx: Context,
     body: Mapping[str, Any],
     deployments: Mapping[str, VariantFacts],
+    observed: Mapping[str, Observed],
     emit: EmitEvent,
     mem: ObjectMemory,
 ) -> None:
     meta = body["metadata"]
+    if meta.get("deletionTimestamp"):
+        return  # being deleted: the garbage collector removes what it owns; never re-create it
     ns, name, gen = meta["namespace"], meta["name"], meta.get("generation")
     labels = {"namespace": ns, "modeldeployment": name}
     now = ctx.clock()
@@ -142,12 +149,12 @@ async def _reconcile(
     )
     state0 = memory.rollout
     if mode == "Auto" and state0.active and state0.active not in deployments:
-        if now - ctx.started_at < CACHE_WARMUP_S:
-            log.info(
-                "%s/%s: waiting for the Deployment of %s in the cache", ns, name, state0.active
-            )
-            return
-        log.warning("%s/%s: the Deployment of %s is gone; recreating it", ns, name, state0.active)
+        log.warning(
+            "%s/%s: the Deployment of %s is gone; recreating it at the replicas last decided",
+            ns,
+            name,
+            state0.active,
+        )
     outcome = tick(
         spec, memory, seen.observation, deployments, now, tick_options(ctx.settings, mode)
     )
@@ -158,17 +165,15 @@ async def _reconcile(
     apply_error = None
     if result_step is not None:
         owner = Owner(name, ns, meta["uid"])
-        changes = plan_changes(owner, spec, result_step.fleet, set(deployments), mem.applied)
+        changes = plan_changes(owner, spec, result_step.fleet, set(deployments), observed)
         try:
             for manifest in changes.apply:
                 await asyncio.to_thread(ctx.kube.apply, manifest)
             for dep in changes.delete_deployments:
                 await asyncio.to_thread(ctx.kube.delete_deployment, ns, dep)
-            mem.applied = dict(changes.hashes)
         except Exception as e:  # the API refused: keep the old state, say so, retry next tick
             apply_error = f"applying to the Kubernetes API failed: {e}"[:1024]
             ctx.metrics.apply_errors.labels(**labels).inc()
-            mem.applied = {}
             result_step = None
             mem.tick = None  # the status (not this tick's memory) is what happened
         if result_step is not None:

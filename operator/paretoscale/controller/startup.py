@@ -18,12 +18,13 @@ from prometheus_client import start_http_server
 
 from paretoscale.actuate.kube import Kube
 from paretoscale.config import OperatorSettings
-from paretoscale.controller.handlers import register
+from paretoscale.controller.handlers import configure_watching, register
 from paretoscale.controller.health import Health
 from paretoscale.controller.leader import LeaderElector
-from paretoscale.controller.loop import tick_loop
+from paretoscale.controller.loop import tick_loop, tick_once
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.reconcile import Context
+from paretoscale.controller.sync import sync_cache
 from paretoscale.observe.prometheus import poller_for
 
 log = logging.getLogger("paretoscale")
@@ -108,10 +109,20 @@ async def _run_active(
         settings.posting.enabled = False  # events are ours (actuate/kube.py), not kopf's logs
         settings.watching.server_timeout = 300
         settings.execution.max_workers = 16
+        configure_watching(settings)
 
     stop = asyncio.Event()
     health.active = True
-    tasks = [asyncio.create_task(tick_loop(ctx, stop, on_tick=health.ticked))]
+
+    async def synced_then_tick() -> None:
+        """Nothing acts before every watched kind is listed; then tick at once, then every
+        tick_seconds."""
+        await sync_cache(ctx, settings.namespaces)
+        await tick_once(ctx)
+        health.ticked()
+        await tick_loop(ctx, stop, on_tick=health.ticked)
+
+    tasks = [asyncio.create_task(synced_then_tick())]
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
     try:

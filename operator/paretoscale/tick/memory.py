@@ -40,6 +40,7 @@ class TickMemory:
     corrections: Mapping[str, float] = field(default_factory=dict)
     rolled_back: tuple[RolledBack, ...] = ()  # newest first
     recommended: tuple[str, int] | None = None  # Recommend mode: the last (variant, replicas)
+    replicas: int | None = None  # Auto mode: the active variant's replicas last decided
     saturation: SaturationMemory = field(default_factory=SaturationMemory)
     forecast: ForecastMemory = field(default_factory=ForecastMemory)
 

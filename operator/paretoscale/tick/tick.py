@@ -11,15 +11,19 @@
 
 The shell (controller/reconcile.py; in the replay, replay/operator_policy.py) reads its inputs,
 calls this, applies `step.fleet` and reports. Rules that live here and nowhere else:
-- what runs now: in Auto mode the rollout's active variant at the replicas its Deployment
-  has (cluster facts); in Recommend mode the last recommendation;
+- what runs now: in Auto mode the rollout's active variant at the replicas the operator last
+  decided for it (memory; "hold" keeps them), at its Deployment's replicas only when none is
+  recorded; in Recommend mode the last recommendation;
 - a variant rolled back within retry_after_s (the longer of the minimum dwell and two ready
   timeouts) is not chosen again;
 - the live correction learns from a variant with no request waiting (with a backlog, the
   latency is an earlier overload's) and outside the overflow bucket; from the serving variant
   at saturation too, when its latency misses the SLO (then completions per replica bound its
   capacity at the SLO from above);
-- analysis cannot pass on missing metrics (Unavailable: the machine waits, then rolls back).
+- analysis cannot pass on missing metrics (Unavailable: the machine waits, then rolls back);
+  it compares the target with what serves now (rollout/analysis.py: no worse passes);
+- the arrivals since the last poll, when the caller gives none: the serving variant's
+  completions + the growth of its waiting gauge over one tick (`_recent_arrivals`).
 """
 
 from __future__ import annotations
@@ -73,6 +77,17 @@ def recently_failed(
     return out
 
 
+def held(
+    facts: Mapping[str, VariantFacts], active: str | None, replicas: int | None
+) -> Mapping[str, VariantFacts]:
+    """The cluster facts with the active variant's replicas as the operator last decided them
+    (`replicas`, from its memory), not as read: a Deployment missing from the cache or scaled
+    by hand is never adopted as the count to hold. Unchanged without a recorded count."""
+    if active is None or replicas is None:
+        return facts
+    return {**facts, active: replace(facts.get(active, VariantFacts()), desired=replicas)}
+
+
 def tick(
     spec: ModelDeploymentSpec,
     memory: TickMemory,
@@ -84,6 +99,8 @@ def tick(
     """One tick of one ModelDeployment. See the module docstring."""
     opts = options or TickOptions()
     state0 = memory.rollout
+    if opts.mode == "Auto":
+        facts = held(facts, state0.active, memory.replicas)
     active_facts = facts.get(state0.active or "", VariantFacts())
     if opts.mode == "Auto":
         active, replicas = state0.active, active_facts.desired
@@ -125,6 +142,9 @@ def tick(
         history = observe(history, now, obs.demand_per_s, horizon, opts.tick_seconds / 2)
         ahead = forecast(history, horizon)
 
+    if obs.arrivals_recent_per_s is None and advance:
+        recent = _recent_arrivals(obs.variants.get(active or ""), active, memory.saturation, opts)
+        obs = replace(obs, arrivals_recent_per_s=recent)
     decision = decide(spec, obs, current, saturation, ahead)
 
     result: Step | None = None
@@ -152,6 +172,25 @@ def tick(
         saturation=saturation,
         forecast=ahead,
     )
+
+
+def _recent_arrivals(
+    signals: VariantSignals | None,
+    active: str | None,
+    last: SaturationMemory,
+    opts: TickOptions,
+) -> float | None:
+    """The serving variant's arrivals since the last poll [req/s]: its completions + the
+    growth of its waiting requests (the gauge now minus the one a poll ago, which the
+    saturation memory keeps) over one tick, never below 0. A burst shows here a rate window
+    before it shows in the windowed arrivals; decide() scales on it when it is a surge.
+    None without both gauges or the completions."""
+    if signals is None or active is None or last.variant != active:
+        return None
+    if signals.waiting is None or last.last_waiting is None or signals.requests_per_s is None:
+        return None
+    growth = (signals.waiting - last.last_waiting) / opts.tick_seconds
+    return max(0.0, signals.requests_per_s + growth)
 
 
 def _horizon_s(spec: ModelDeploymentSpec, active: str | None, tick_s: float) -> float:
@@ -234,7 +273,12 @@ def _next_memory(
         best = decision.evaluation(decision.best)
         return replace(out, recommended=(decision.best, best.replicas))
     assert result is not None
-    out = replace(out, rollout=result.state)
+    new_active = result.state.active
+    out = replace(
+        out,
+        rollout=result.state,
+        replicas=result.fleet.replicas.get(new_active) if new_active else None,
+    )
     sw = result.switch
     if sw is not None:
         out = replace(out, variant_since=now)  # a rollback restarts the dwell too

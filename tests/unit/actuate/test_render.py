@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from paretoscale.actuate.plan import plan_changes
 from paretoscale.actuate.render import Owner, render_deployment, render_pdb, render_service
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.api.vllm import vllm_argv
-from paretoscale.rollout.machine import Fleet
 
 ROOT = Path(__file__).parents[3]
 GOLDEN = ROOT / "tests" / "golden"
@@ -83,26 +81,6 @@ def test_gpu_request_and_selector() -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert d["metadata"]["ownerReferences"][0]["controller"] is True
-
-
-def test_plan_skips_unchanged_and_deletes_removed() -> None:
-    spec = spec_of("assistant-llama-8b.yaml")
-    fleet = Fleet({"fp8": 1, "bf16": 0}, ("fp8",))
-    first = plan_changes(OWNER, spec, fleet, {"bf16", "old"}, {})
-    assert [f"{m['kind']}/{m['metadata']['name']}" for m in first.apply] == [
-        "Deployment/assistant-bf16",
-        "PodDisruptionBudget/assistant-bf16",
-        "Deployment/assistant-fp8",
-        "PodDisruptionBudget/assistant-fp8",
-        "Service/assistant",
-    ]
-    assert first.delete_deployments == ("assistant-old",)
-    again = plan_changes(OWNER, spec, fleet, {"bf16", "fp8"}, first.hashes)
-    assert again.apply == () and again.delete_deployments == ()
-    scaled = plan_changes(
-        OWNER, spec, Fleet({"fp8": 2, "bf16": 0}, ("fp8",)), {"bf16", "fp8"}, first.hashes
-    )
-    assert [m["metadata"]["name"] for m in scaled.apply] == ["assistant-fp8"]
 
 
 # ------------------------------------------------------------------ the vLLM pod --------
