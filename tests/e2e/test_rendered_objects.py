@@ -130,6 +130,10 @@ def test_pdb_selects_the_variants_pods(k8s_client: Any, namespace: str, wait_for
     owner = Owner("assistant", namespace, owner_cm.metadata.uid)
     deployment = render_deployment(owner, md.spec, fp8, 2)
     pdb = render_pdb(owner, fp8.name)
+    # KWOK turns a vLLM pod Ready once the simulator bridge marks it healthy; no bridge runs
+    # here, so the pods carry the bridge's mark from the start.
+    pod_meta = deployment["spec"]["template"]["metadata"]
+    pod_meta.setdefault("annotations", {})["sim.paretoscale.io/healthy"] = "true"
     for manifest in (deployment, pdb):
         manifest["metadata"]["ownerReferences"] = [
             {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.uid}

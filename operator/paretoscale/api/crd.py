@@ -18,6 +18,10 @@ from paretoscale.api.types import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, Mode
 _DROP = {"title", "additionalProperties", "$defs"}
 
 
+def _has_null(node: dict[str, Any]) -> bool:
+    return any(o.get("type") == "null" for o in node.get("anyOf", []))
+
+
 def _structural(node: Any, defs: dict[str, Any], keep_defaults: bool) -> Any:
     """Rewrite one JSON Schema node into a structural OpenAPI v3 node."""
     if isinstance(node, list):
@@ -44,6 +48,10 @@ def _structural(node: Any, defs: dict[str, Any], keep_defaults: bool) -> Any:
             # minimum/maximum plus a boolean.
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
+        elif key == "items" and isinstance(value, dict) and _has_null(value):
+            # A list element that may be null (e.g. a forecast slot not seen yet): the API
+            # server refuses a null item unless the schema says nullable.
+            out[key] = {**_structural(value, defs, keep_defaults), "nullable": True}
         elif key == "properties":
             out[key] = {k: _structural(v, defs, keep_defaults) for k, v in value.items()}
         elif key == "additionalProperties":

@@ -97,6 +97,18 @@ def gpu_prices(spec: ModelDeploymentSpec, live: Mapping[str, float]) -> dict[str
     return {g.type: live.get(g.type, float(g.usd_per_hour)) for g in spec.gpus}
 
 
+def inventory_now(
+    spec: ModelDeploymentSpec, gpus_now: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """GPUs per type a ModelDeployment can hold: spec.gpus[].available, lowered to what the
+    cluster shows (`gpus_now`, Observation.gpus_available) where it shows a type."""
+    now = gpus_now or {}
+    return {
+        g.type: min(g.available, max(0, now[g.type])) if g.type in now else g.available
+        for g in spec.gpus
+    }
+
+
 def evaluate(
     spec: ModelDeploymentSpec,
     requests_per_s: float,
@@ -105,14 +117,17 @@ def evaluate(
     tokens_per_request: float | None = None,
     blocked: Mapping[str, str] | None = None,
     mix: TokenMix | None = None,
+    gpus_now: Mapping[str, int] | None = None,
 ) -> tuple[VariantEval, ...]:
     """Every variant at `requests_per_s`, with the frontier marked among the feasible ones.
 
     `blocked` maps variants that may not be chosen now (a rollout to them just failed) to why.
     `mix`: the observed token mix; capacities are scaled to it (variant_capacity).
+    `gpus_now`: GPUs per type the cluster can give now (inventory()); a variant that needs
+    more is not feasible.
     """
     prices = gpu_prices(spec, live_prices)
-    inventory = {g.type: g.available for g in spec.gpus}
+    inventory = inventory_now(spec, gpus_now)
     calibration = spec_calibration(spec)
     per_point = float(spec.value.per_quality_point)
     rows: list[VariantEval] = []
@@ -148,9 +163,14 @@ def evaluate(
             )
             n = hi
         elif n * v.gpu.count > inventory[v.gpu.type]:
+            where = (
+                "in the cluster now"
+                if gpus_now and inventory[v.gpu.type] == gpus_now.get(v.gpu.type)
+                else "in spec.gpus"
+            )
             reason = (
                 f"needs {n * v.gpu.count} {v.gpu.type} GPUs, "
-                f"{inventory[v.gpu.type]} available in spec.gpus"
+                f"{inventory[v.gpu.type]} available {where}"
             )
         elif blocked and v.name in blocked:
             reason = blocked[v.name]

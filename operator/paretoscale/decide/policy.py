@@ -3,7 +3,8 @@
 Spec + observation + current state -> Decision, pure. The load is the observed demand
 (arrivals where measured, else completions; Observation.demand_per_s) and capacities are read
 at the observed token mix (evaluate.py). The best variant is the feasible one
-(meets the SLO at the needed replicas within its bounds and the GPU inventory) with the
+(meets the SLO at the needed replicas within its bounds and the GPU inventory: spec.gpus,
+lowered to what the cluster shows, Observation.gpus_available) with the
 highest net value per hour; ties go to higher quality, then lower cost, then name, so the
 choice is always on the frontier. What runs moves to it only past the guards (guards.py);
 missing metrics never move anything.
@@ -13,7 +14,10 @@ and the GPU inventory: the forecast (`ahead`: the rate expected once a new repli
 Ready, decide/forecast.py: its point forecast at the target utilization, and with its error
 margin at full capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
 variant gets the replicas the signals ask for at once, and a variant whose signals do not all
-agree it is calm is not scaled down.
+agree it is calm is not scaled down. While the serving variant's pods load, replicas do not
+go down and the saturation ask waits for them, but the demand the model sees (arrivals) is
+asked for at once. When no variant is feasible, the one that serves most of the load at the
+replicas it can have runs (the active one unless another serves switchMargin more).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.evaluate import evaluate
+from paretoscale.decide.evaluate import evaluate, inventory_now
 from paretoscale.decide.forecast import RateForecast
 from paretoscale.decide.guards import (
     cutover_seconds,
@@ -48,15 +52,30 @@ def best_variant(evals: tuple[VariantEval, ...]) -> VariantEval | None:
 
 
 def _fallback(
-    evals: tuple[VariantEval, ...], active: str | None, blocked: Mapping[str, str]
-) -> VariantEval:
-    """When nothing meets the SLO: keep the active variant, else the one with most capacity
-    that was not just rolled back (any, if all were)."""
-    for e in evals:
-        if e.name == active:
-            return e
+    spec: ModelDeploymentSpec,
+    evals: tuple[VariantEval, ...],
+    active: str | None,
+    blocked: Mapping[str, str],
+    rate: float,
+    gpus_now: Mapping[str, int] | None,
+) -> tuple[VariantEval, int]:
+    """When nothing meets the SLO: the variant that serves most of `rate` at the replicas it
+    can have (its needed replicas within bounds and the GPU inventory), and those replicas.
+    The active variant stays unless another serves more than (1 + switchMargin) times what
+    it does; one just rolled back is not chosen (any, if all were)."""
+
+    def placed(e: VariantEval) -> int:
+        return min(e.replicas, replica_bounds(spec, e.name, gpus_now)[1])
+
+    def served(e: VariantEval) -> float:
+        return min(rate, e.capacity_rps * placed(e))
+
     candidates = [e for e in evals if e.name not in blocked] or list(evals)
-    return max(candidates, key=lambda e: (e.capacity_rps * e.replicas, e.quality))
+    best = max(candidates, key=lambda e: (served(e), e.quality))
+    for e in evals:
+        if e.name == active and served(best) <= served(e) * (1 + spec.rollout.switch_margin):
+            return e, placed(e)
+    return best, placed(best)
 
 
 def _money(e: VariantEval) -> str:
@@ -66,25 +85,31 @@ def _money(e: VariantEval) -> str:
     )
 
 
-def replica_bounds(spec: ModelDeploymentSpec, name: str) -> tuple[int, int]:
+def replica_bounds(
+    spec: ModelDeploymentSpec, name: str, gpus_now: Mapping[str, int] | None = None
+) -> tuple[int, int]:
     """(min, max) replicas of a variant: its bounds (else spec.traffic's), max also within
-    the GPU inventory."""
+    the GPU inventory (spec.gpus, lowered to what the cluster shows: `gpus_now`)."""
     v = next(x for x in spec.variants if x.name == name)
     lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
     hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
-    available = next((g.available for g in spec.gpus if g.type == v.gpu.type), hi * v.gpu.count)
+    available = inventory_now(spec, gpus_now).get(v.gpu.type, hi * v.gpu.count)
     return lo, max(lo, min(hi, available // v.gpu.count))
 
 
 def _floored(
-    spec: ModelDeploymentSpec, e: VariantEval, ahead: RateForecast | None, reasons: list[str]
+    spec: ModelDeploymentSpec,
+    e: VariantEval,
+    ahead: RateForecast | None,
+    reasons: list[str],
+    gpus_now: Mapping[str, int] | None = None,
 ) -> int:
     """e's replicas, raised to what the forecast needs when they would be Ready: the point
     forecast at the target utilization, and the forecast with its error margin at full
     capacity at the SLO (the margin is then the headroom); within bounds."""
     if ahead is None or not e.feasible:
         return e.replicas
-    lo, hi = replica_bounds(spec, e.name)
+    lo, hi = replica_bounds(spec, e.name, gpus_now)
     util = spec.traffic.target_utilization
     point = replicas_for_rate(ahead.point_rps, e.capacity_rps, util, lo, hi)
     upper = replicas_for_rate(ahead.upper_rps, e.capacity_rps, 1.0, lo, hi)
@@ -96,6 +121,26 @@ def _floored(
         )
         return n
     return e.replicas
+
+
+def _surge(spec: ModelDeploymentSpec, e: VariantEval, obs: Observation, reasons: list[str]) -> int:
+    """Replicas of e for the arrivals since the last poll (Observation.arrivals_recent_per_s)
+    when they are above the demand over the rate window: a burst shows there a window
+    earlier, and replicas that take minutes to load must be asked for at once. Only the
+    serving variant's replicas follow it (not the choice of variant), and scale-down waits
+    out the stabilization window as always. 0 otherwise."""
+    recent, demand = obs.arrivals_recent_per_s, obs.demand_per_s
+    if recent is None or demand is None or not e.feasible or recent <= demand:
+        return 0
+    lo, hi = replica_bounds(spec, e.name, obs.gpus_available)
+    n = replicas_for_rate(recent, e.capacity_rps, spec.traffic.target_utilization, lo, hi)
+    n = hi if n is None else n
+    if n > e.replicas:
+        reasons.append(
+            f"arrivals surged to {recent:.2f} req/s since the last poll "
+            f"({demand:.2f} over the rate window): {n} replicas"
+        )
+    return n
 
 
 def decide(
@@ -118,6 +163,7 @@ def decide(
         obs.tokens_per_request,
         blocked,
         obs.token_mix,
+        obs.gpus_available,
     )
     by_name = {e.name: e for e in evals}
     best = best_variant(evals)
@@ -152,13 +198,13 @@ def decide(
         return done(current, state.replicas, "hold", state.scale_down)
 
     if best is None:
-        chosen = _fallback(evals, state.active, blocked)
+        chosen, n = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available)
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "
-            f"{chosen.replicas} replicas ({chosen.reason})"
+            f"{n} replicas, the most of the load any variant serves ({chosen.reason})"
         )
         action: Action = "switch" if chosen.name != state.active else "scale"
-        return done(chosen, chosen.replicas, action)
+        return done(chosen, n, action)
 
     if current is None:
         if state.active:
@@ -167,12 +213,12 @@ def decide(
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
         reasons.append(f"{_money(best)}: highest net value of the feasible variants")
-        return done(best, _floored(spec, best, ahead, reasons), "switch")
+        return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
 
     if best.name != current.name:
         if not current.feasible:
             reasons.append(f"{current.name} {current.reason}; switching to {_money(best)}")
-            return done(best, _floored(spec, best, ahead, reasons), "switch")
+            return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
         cutover = cutover_seconds(
             next(v.startup_seconds for v in spec.variants if v.name == best.name),
             spec.rollout.verify_seconds,
@@ -191,14 +237,16 @@ def decide(
                 f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
                 f"({_money(current)}; {_money(best)})"
             )
-            return done(best, _floored(spec, best, ahead, reasons), "switch")
+            return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
         reasons.append(f"staying on {current.name}: {held}")
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 
-    wanted = _floored(spec, current, ahead, reasons)
+    wanted = _floored(spec, current, ahead, reasons, obs.gpus_available)
+    wanted = max(wanted, _surge(spec, current, obs, reasons))
+    modelled = wanted
     if saturation is not None and saturation.saturated:
-        _, hi = replica_bounds(spec, current.name)
+        _, hi = replica_bounds(spec, current.name, obs.gpus_available)
         n = min(hi, max(saturation.replicas, wanted))
         if n > wanted:
             reasons.append(f"{saturation.reason}: {n} replicas")
@@ -207,8 +255,18 @@ def decide(
         reasons.append(f"no scale-down while not every signal agrees ({saturation.reason})")
         wanted = state.replicas
     if state.pods_loading and wanted != state.replicas:
-        reasons.append(f"{current.name} pods are still loading: replicas held at {state.replicas}")
-        return done(current, state.replicas, "hold", state.scale_down)
+        # Loading pods will serve what the saturated Ready ones cannot, so the saturation
+        # ask (a multiple of the replicas) waits for them; the demand the model sees
+        # (arrivals: completions + queue growth) does not, or a burst gets one step.
+        if modelled <= state.replicas:
+            reasons.append(
+                f"{current.name} pods are still loading: replicas held at {state.replicas}"
+            )
+            return done(current, state.replicas, "hold", state.scale_down)
+        reasons.append(
+            f"{current.name} pods are still loading; the demand needs {modelled} replicas"
+        )
+        wanted = modelled
     replicas, pending, why = stabilized_replicas(
         state.replicas,
         wanted,

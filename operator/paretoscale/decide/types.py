@@ -46,7 +46,8 @@ class VariantSignals:
     """One variant's live readings, as the shell read them; None = not read, never zero."""
 
     requests_per_s: float | None = None  # completions/s over the rate window
-    requests_per_replica_s: float | None = None  # completions per reporting replica-second
+    # requests served (finished, aborted excluded) per reporting replica-second
+    requests_per_replica_s: float | None = None
     requests_in_window: float | None = None  # completions in the rate window
     latency: LatencyReading | None = None  # at the spec's SLO metric and percentile
     waiting: float | None = None  # vllm:num_requests_waiting, summed over replicas
@@ -74,8 +75,16 @@ class Observation:
     # saturated fleet completes at its capacity, so completions alone hide demand.
     arrivals_per_s: float | None = None
     aborted_per_s: float | None = None  # finished_reason="abort", part of requests_per_s
+    # Arrivals since the last poll [req/s]: completions + growth of the waiting gauge over
+    # one tick (tick() derives it when the caller gives none); a burst shows here a rate
+    # window before it shows in arrivals_per_s. None = not measured.
+    arrivals_recent_per_s: float | None = None
     prompt_tokens_per_request: float | None = None  # the observed token mix
     output_tokens_per_request: float | None = None
+    # GPUs of each type this ModelDeployment can hold now, as the cluster shows it (the
+    # operator: allocatable GPUs of the type's nodes minus what other pods request); a type
+    # absent: unknown, spec.gpus[].available alone bounds it. The lower of the two applies.
+    gpus_available: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def demand_per_s(self) -> float | None:

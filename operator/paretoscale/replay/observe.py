@@ -13,8 +13,9 @@ operator's queries:
 - arrivals: the operator's request_rate + queue_growth (deriv of running + waiting over the
   window). A variant's queue obeys queue_start + arrivals = finished + aborted + queue_end,
   so that sum is the arrivals routed to it in the window (exact here; the same noise);
-- token mix: prompt and generated tokens of the served requests / finished requests over the
-  window, as prompt_tokens_rate / request_rate and generation_tokens_rate / request_rate;
+- token mix: prompt and generated tokens of the served requests / served (finished, not
+  aborted) requests over the window, as prompt_tokens_rate and generation_tokens_rate /
+  (request_rate - aborted rate): an aborted request adds no tokens;
 - latency: histogram_quantile(q, sum by (le) (rate(..._bucket[w]))) over the variant's
   replicas: bucket counts drawn per tick (multinomial over vLLM's bucket edges from the perf
   table's latency distribution; requests that waited in a queue land in the bucket of their
@@ -193,14 +194,21 @@ class PromView:
         the queue timeout, per second; None before any scrape."""
         return self._windowed_rate(self.scrapes.aborted, v)
 
+    def _served(self, win: slice) -> float:
+        """Requests finished over the window other than aborted ones: the requests the token
+        counters count (an aborted request never ran, so it added no tokens)."""
+        return float(self.scrapes.completions[win].sum() - self.scrapes.aborted[win].sum())
+
     def token_mix(self) -> TokenMix | None:
-        """(prompt, generated) tokens per finished request over the window, as the operator
-        reads prompt_tokens_rate and generation_tokens_rate over request_rate; None before any
-        scrape, without finished requests, or when the run loop records no prompt split."""
+        """(prompt, generated) tokens per served request over the window: prompt_tokens_rate
+        and generation_tokens_rate over (request_rate - aborted rate); None before any
+        scrape, without served requests, or when the run loop records no prompt split.
+        Dividing by every finished request would count aborted ones, which add no tokens,
+        and make the mix look light exactly when the fleet is overloaded."""
         win = self._window()
         if win is None or not self.scrapes.has_prompt_tokens:
             return None
-        n = float(self.scrapes.completions[win].sum())
+        n = self._served(win)
         if n <= 0:
             return None
         prompt = float(self.scrapes.prompt_tokens[win].sum())
@@ -210,22 +218,27 @@ class PromView:
         return TokenMix(prompt / n, output / n)
 
     def tokens_per_request(self) -> float | None:
-        """(prompt + generation tokens) / finished requests over the window."""
+        """(prompt + generation tokens) / served (finished, not aborted) requests over the
+        window."""
         win = self._window()
         if win is None:
             return None
-        n = float(self.scrapes.completions[win].sum())
+        n = self._served(win)
         return float(self.scrapes.tokens[win].sum()) / n if n > 0 else None
 
-    def rate_per_replica_rps(self, v: int) -> float | None:
-        """Completions per Ready-replica-second of variant v over the window."""
+    def rate_per_replica_rps(self, v: int, served: bool = False) -> float | None:
+        """Completions per Ready-replica-second of variant v over the window; `served`:
+        aborted requests left out (what the replicas actually served)."""
         win = self._window()
         if win is None:
             return None
         replica_s = float(self.scrapes.ready[win, v].sum()) * self.tick_s
         if replica_s <= 0:
             return None
-        return float(self.scrapes.completions[win, v].sum()) / replica_s
+        done = float(self.scrapes.completions[win, v].sum())
+        if served:
+            done -= float(self.scrapes.aborted[win, v].sum())
+        return max(done, 0.0) / replica_s
 
     def latency_quantile(self, v: int, q: float, min_count: float = 20.0) -> float | None:
         """histogram_quantile(q) of variant v's latency histogram over the window; None with

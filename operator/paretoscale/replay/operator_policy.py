@@ -71,7 +71,10 @@ def replay_inputs(
     q = spec.slo.percentile / 100.0
     variants: dict[str, VariantSignals] = {}
     for i, v in enumerate(spec.variants):
-        per_replica, in_window = view.rate_per_replica_rps(i), view.requests_in_window(i)
+        per_replica, in_window = (
+            view.rate_per_replica_rps(i, served=True),
+            view.requests_in_window(i),
+        )
         if per_replica is None and not in_window:
             continue  # no series: no Ready replica and no request in the window
         found = view.latency_bucket(i, q)
@@ -104,6 +107,7 @@ def replay_inputs(
         aborted_per_s=view.aborted_rps(),
         prompt_tokens_per_request=mix.prompt_tokens if mix else None,
         output_tokens_per_request=mix.output_tokens if mix else None,
+        gpus_available=dict(tick_in.available),
     )
     facts = {
         v.name: VariantFacts(desired=memory.desired.get(v.name, 0), ready=tick_in.ready[i])

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
@@ -54,6 +54,9 @@ class TickInput:
     ready: tuple[int, ...]
     prices: Mapping[str, float]
     memory: object
+    # GPUs of each type the cluster has now (spec.gpus, then the inventory events), as
+    # Kubernetes shows it in the nodes' allocatable GPUs
+    available: Mapping[str, int] = field(default_factory=dict)
 
 
 class Policy(Protocol):

@@ -194,7 +194,7 @@ def run_policy(sc: Scenario, policy: Policy, progress: Progress | None = None) -
         for g, n in events.get(k, ()):
             available[g] = n
         target: FleetTarget = policy.decide(
-            TickInput(k, k * dt, view, existing, ready, live, memory)
+            TickInput(k, k * dt, view, existing, ready, live, memory, dict(available))
         )
         if k in events:
             target = evict(target, existing, sc.variants, available)

@@ -15,6 +15,7 @@ Outcome = Literal["Successful", "Failed", "Inconclusive", "Unavailable"]
 
 MIN_REQUESTS = 20  # fewer requests in the window say nothing about a p95
 MAX_ERROR_RATIO = 0.05
+BASELINE_TOLERANCE = 0.10  # a target this much slower than what serves now is worse
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ def analyze(
     if latency_s is None or requests_in_window is None or requests_in_window < MIN_REQUESTS:
         return Verdict("Inconclusive", f"{variant}: not enough traffic to measure {slo_name} yet")
     if latency_s > slo_s:
+        if (
+            baseline_latency_s is not None
+            and baseline_latency_s > slo_s
+            and latency_s <= baseline_latency_s * (1 + BASELINE_TOLERANCE)
+        ):
+            return Verdict(
+                "Successful",
+                f"{variant}: {slo_name} {latency_s:.3g}s exceeds the SLO {slo_s:g}s but is "
+                f"no worse than what serves now ({baseline_latency_s:.3g}s)",
+            )
         return Verdict(
             "Failed", f"{variant}: {slo_name} {latency_s:.3g}s exceeds the SLO {slo_s:g}s"
         )

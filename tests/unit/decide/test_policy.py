@@ -10,6 +10,7 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.guards import stabilized_replicas
 from paretoscale.decide.policy import decide
+from paretoscale.decide.saturation import Saturation, SaturationMemory
 from paretoscale.decide.types import CurrentState, Observation, ScaleDown
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "assistant-llama-8b.yaml"
@@ -105,13 +106,19 @@ def test_scale_up_at_once_down_after_window(spec: ModelDeploymentSpec) -> None:
     assert (later.replicas, later.action) == (1, "scale")
 
 
-def test_loading_pods_hold_replicas(spec: ModelDeploymentSpec) -> None:
-    d = decide(
-        spec,
-        obs(30.0),
-        CurrentState(active="fp8", replicas=1, variant_since=0.0, pods_loading=True),
-    )
-    assert (d.replicas, d.action) == (1, "hold")
+def test_loading_pods_hold_down_and_saturation_but_not_demand(spec: ModelDeploymentSpec) -> None:
+    loading = CurrentState(active="fp8", replicas=3, variant_since=0.0, pods_loading=True)
+    down = decide(spec, obs(12.0), loading)
+    assert (down.replicas, down.action) == (3, "hold")
+    # the demand the model sees needs more than what is loading: asked at once
+    up = decide(spec, obs(60.0), loading)
+    assert up.replicas > 3 and up.action == "scale"
+    # the saturation guard's multiple waits for the loading pods
+    sat = Saturation(True, False, 6, "fp8 saturated", SaturationMemory("fp8"))
+    held = decide(spec, obs(30.0), loading, sat)
+    assert (held.replicas, held.action) == (3, "hold")
+    ready = decide(spec, obs(30.0), CurrentState(active="fp8", replicas=3, variant_since=0.0), sat)
+    assert ready.replicas == 6
 
 
 @pytest.mark.parametrize(
@@ -160,3 +167,48 @@ def test_fallback_skips_recently_failed(spec: ModelDeploymentSpec) -> None:
     assert not d0.slo_met
     d = decide(spec, obs(1000.0), CurrentState(recently_failed={d0.variant: "rolled back"}))
     assert d.variant != d0.variant
+
+
+def test_gpus_the_cluster_shows_bound_the_choice(spec: ModelDeploymentSpec) -> None:
+    # H100s the cluster shows drop to one GPU: a variant needing more H100s is not feasible,
+    # and decide moves to one that can be placed (the L40S variant)
+    state = CurrentState(active="fp8", replicas=3, variant_since=0.0)
+    plenty = decide(spec, obs(30.0), state)
+    assert plenty.variant == "fp8"
+    short = decide(spec, obs(30.0, gpus_available={"H100": 1}), state)
+    fp8 = short.evaluation("fp8")
+    assert not fp8.feasible and "available in the cluster now" in fp8.reason
+    assert (short.variant, short.action) == ("w4a16-l40s", "switch")
+    assert short.evaluation("w4a16-l40s").gpu_type == "L40S"
+    # more GPUs in the cluster than in spec.gpus: the spec still bounds
+    assert decide(spec, obs(30.0, gpus_available={"H100": 99}), state).variant == "fp8"
+
+
+def test_nothing_feasible_runs_what_serves_most_within_the_inventory(
+    spec: ModelDeploymentSpec,
+) -> None:
+    # no GPU type can hold the load: the fallback runs the variant serving the most of it,
+    # at replicas that fit the inventory, not the active one at replicas that cannot run
+    state = CurrentState(active="fp8", replicas=1, variant_since=0.0)
+    d = decide(spec, obs(500.0, gpus_available={"H100": 1, "L40S": 8}), state)
+    assert not d.slo_met
+    e = d.evaluation(d.variant)
+    available = {"H100": 1, "L40S": 8}[e.gpu_type]
+    assert d.replicas <= available
+    served = {
+        x.name: x.capacity_rps * min(x.replicas, {"H100": 1, "L40S": 8}[x.gpu_type])
+        for x in d.evaluations
+    }
+    assert served[d.variant] * (1 + spec.rollout.switch_margin) >= max(served.values())
+
+
+def test_a_surge_in_the_last_minute_adds_replicas_at_once(spec: ModelDeploymentSpec) -> None:
+    state = CurrentState(active="fp8", replicas=2, variant_since=0.0)
+    calm = decide(spec, obs(20.0, arrivals_per_s=20.0, arrivals_recent_per_s=22.0), state)
+    burst = decide(spec, obs(20.0, arrivals_per_s=20.0, arrivals_recent_per_s=120.0), state)
+    assert burst.variant == calm.variant == "fp8"  # the choice of variant does not follow it
+    assert burst.replicas > 2 * calm.replicas and burst.action == "scale"
+    assert any("surged" in r for r in burst.reasons)
+    # a short window below the long one never lowers the replicas
+    lull = decide(spec, obs(20.0, arrivals_per_s=20.0, arrivals_recent_per_s=2.0), state)
+    assert lull.replicas == calm.replicas

@@ -41,15 +41,20 @@ def test_arrivals_see_the_demand_completions_hide() -> None:
     assert view.arrivals_rps() == pytest.approx(view.rate_rps() + 4 * 30.0 / 120.0)
 
 
-def test_token_mix_per_finished_request() -> None:
+def test_token_mix_per_served_request() -> None:
     view = PromView(_saturated_scrapes(1000.0), 7, 30.0, 1, 4, prior_rate_rps=1.0)
     mix = view.token_mix()
     assert mix is not None
-    # tokens are counted for served requests (not aborted ones), over all finished requests
-    finished, served = 240.0, 210.0
-    assert mix.prompt_tokens == pytest.approx(1000.0 * served / finished)
-    assert mix.output_tokens == pytest.approx(200.0 * served / finished)
+    # tokens are counted for served requests only, and so is the divisor: aborted requests
+    # (30 of the 240 finished) do not make an overloaded fleet's mix look light
+    assert mix.prompt_tokens == pytest.approx(1000.0)
+    assert mix.output_tokens == pytest.approx(200.0)
     assert view.tokens_per_request() == pytest.approx(mix.total_tokens)
+    # served per Ready replica-second leaves the aborted ones out too
+    served = view.rate_per_replica_rps(0, served=True)
+    finished = view.rate_per_replica_rps(0)
+    assert served is not None and finished is not None
+    assert served == pytest.approx(finished * 210.0 / 240.0)
 
 
 def test_before_any_scrape_and_without_a_prompt_split() -> None:
