@@ -61,10 +61,12 @@ class VariantObserved:
 
     @property
     def requests_per_replica_s(self) -> float | None:
-        """Load per reporting replica [req/s]; the input of a live capacity correction."""
+        """Requests served (finished, aborted excluded) per reporting replica [req/s]; the
+        input of a live capacity correction."""
         if self.requests_per_s is None or not self.replicas_reporting:
             return None
-        return self.requests_per_s / self.replicas_reporting
+        served = max(0.0, self.requests_per_s - (self.aborted_per_s or 0.0))
+        return served / self.replicas_reporting
 
     def latency_text(self) -> str:
         """E.g. "p95 e2e 1.73 s (interpolated between the 1.5 s and 2 s bucket edges)"."""
@@ -264,17 +266,9 @@ def _merged_quantile(
 
 
 def _tokens_per_request(variants: Mapping[str, VariantMetrics]) -> float | None:
-    """Request-weighted mean of prompt + generated tokens per request over the variants."""
-    tokens = 0.0
-    requests = 0.0
-    for m in variants.values():
-        if m.prompt_tokens_per_s is None or m.generation_tokens_per_s is None:
-            continue
-        if m.requests_per_s is None:
-            continue
-        tokens += m.prompt_tokens_per_s + m.generation_tokens_per_s
-        requests += m.requests_per_s
-    return tokens / requests if requests > 0 else None
+    """Served-request-weighted mean of prompt + generated tokens per request."""
+    prompt, output = _mix(variants)
+    return prompt + output if prompt is not None and output is not None else None
 
 
 def _arrivals(variants: Mapping[str, VariantMetrics]) -> float | None:
@@ -290,11 +284,11 @@ def _arrivals(variants: Mapping[str, VariantMetrics]) -> float | None:
 
 
 def _mix(variants: Mapping[str, VariantMetrics]) -> tuple[float | None, float | None]:
-    """Request-weighted prompt and generated tokens per request over the variants that report
-    both; (None, None) without any."""
+    """Served-request-weighted prompt and generated tokens per request over the variants that
+    report both; (None, None) without any."""
     prompt = output = requests = 0.0
     for m in variants.values():
-        p, g, r = m.prompt_tokens_per_s, m.generation_tokens_per_s, m.requests_per_s
+        p, g, r = m.prompt_tokens_per_s, m.generation_tokens_per_s, m.served_per_s
         if p is None or g is None or r is None:
             continue
         prompt, output, requests = prompt + p, output + g, requests + r

@@ -101,16 +101,25 @@ class VariantMetrics:
         return max(self.requests_per_s + self.queue_growth_per_s, 0.0)
 
     @property
+    def served_per_s(self) -> float | None:
+        """Finished requests other than aborted ones [req/s]: the ones the token counters
+        count (a request aborted while it waited, e.g. on a client timeout, added no token);
+        the replay's PromView divides the same way."""
+        if self.requests_per_s is None:
+            return None
+        return max(0.0, self.requests_per_s - (self.aborted_per_s or 0.0))
+
+    @property
     def prompt_tokens_per_request(self) -> float | None:
-        return _per_request(self.prompt_tokens_per_s, self.requests_per_s)
+        return _per_request(self.prompt_tokens_per_s, self.served_per_s)
 
     @property
     def generation_tokens_per_request(self) -> float | None:
-        return _per_request(self.generation_tokens_per_s, self.requests_per_s)
+        return _per_request(self.generation_tokens_per_s, self.served_per_s)
 
     @property
     def tokens_per_request(self) -> float | None:
-        """Prompt + generated tokens per finished request; None without both or without requests."""
+        """Prompt + generated tokens per served request; None without both or without requests."""
         p, g = self.prompt_tokens_per_request, self.generation_tokens_per_request
         return None if p is None or g is None else p + g
 
