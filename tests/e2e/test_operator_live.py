@@ -241,6 +241,7 @@ def test_price_cut_load_and_prometheus_outage(live: dict[str, Any], cluster: Any
     assert (last["from"], last["to"], last["outcome"]) == ("w4a16-l40s", "fp8", "completed")
     fp8 = next(r for r in s["frontier"] if r["name"] == "fp8")
     assert fp8["hourlyCost"] == "6.88"  # one H100 at the live price, not the spec's 12.29
+    assert status()["observed"]["priceBasis"]["H100"] == "live"
     assert kube.selector("assistant")["paretoscale.io/variant"] == "fp8"
 
     # 3. load rises to 20 req/s at t=150 s: more replicas within a tick plus startup

@@ -54,6 +54,14 @@ class ObservedStatus(_Status):
         description="live: from Prometheus; priors: spec.traffic.expectedRequestsPerSecond.",
     )
     at: str | None = Field(None, description="When Prometheus was read (RFC 3339).")
+    price_basis: dict[str, Literal["live", "fallback", "spec"]] | None = Field(
+        None,
+        description=(
+            "Where each GPU type's price came from: live (Prometheus' gpu_price query; needs "
+            "kube-state-metrics' --metric-labels-allowlist=nodes=[nvidia.com/gpu.product]), "
+            "fallback (the operator's --price), spec (spec.gpus[].usdPerHour)."
+        ),
+    )
 
 
 class VariantStatus(_Status):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,17 @@ class OperatorMetrics:
     tick_seconds: Histogram
     queries_per_tick: Gauge
     modeldeployments: Gauge
+    build_info: Info
 
     @classmethod
     def create(cls) -> OperatorMetrics:
         r = CollectorRegistry()
+        build = Info("paretoscale_build", "The running operator's version.", registry=r)
+        build.info({"version": package_version(), "python": platform.python_version()})
         md = ["namespace", "modeldeployment"]
         return cls(
             registry=r,
+            build_info=build,
             decisions=Counter(
                 "paretoscale_decisions", "Decisions made, by action.", [*md, "action"], registry=r
             ),
@@ -71,3 +77,11 @@ class OperatorMetrics:
                 "paretoscale_apply_errors", "Failed applies to the Kubernetes API.", md, registry=r
             ),
         )
+
+
+def package_version() -> str:
+    """The installed paretoscale version; "unknown" when run from a source tree uninstalled."""
+    try:
+        return version("paretoscale")
+    except PackageNotFoundError:
+        return "unknown"

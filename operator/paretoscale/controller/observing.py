@@ -53,6 +53,7 @@ class MdObservation:
             spec_decode_acceptance=m.spec_decode_acceptance if m else None,
             basis="live" if live else "priors",
             at=at if live else None,
+            price_basis=dict(m.price_basis) if m and m.price_basis else None,
         )
 
 
