@@ -28,6 +28,12 @@ class OperatorSettings(BaseSettings):
     prometheus_ca_file: str | None = Field(None, description="CA bundle for an https Prometheus.")
     prometheus_timeout_seconds: float = Field(10.0, gt=0)
     tick_seconds: float = Field(30.0, gt=0, description="Metrics poll and decision interval.")
+    reconcile_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="One ModelDeployment's reconcile gives up after this (condition "
+        "ReconcileError); the others go on.",
+    )
     rate_window: str = Field("2m", description="PromQL range for rate() and histograms.")
     stale_after_seconds: float = Field(
         120.0, gt=0, description="A metrics snapshot older than this counts as unavailable."

@@ -454,9 +454,10 @@ NAMESPACED_RULES = {
     ("paretoscale.io", "modeldeployments/status"): {"patch"},
     # OwnerReferencesPermissionEnforcement: owner references with blockOwnerDeletion.
     ("paretoscale.io", "modeldeployments/finalizers"): {"update"},
-    ("apps", "deployments"): {"list", "watch", "create", "patch", "delete"},
-    ("", "services"): {"list", "watch", "create", "patch"},
-    ("policy", "poddisruptionbudgets"): {"list", "watch", "create", "patch", "delete"},
+    # get: before creating an object, whether one of that name exists that it does not own.
+    ("apps", "deployments"): {"get", "list", "watch", "create", "patch", "delete"},
+    ("", "services"): {"get", "list", "watch", "create", "patch"},
+    ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create"},
 }
 CRD_READS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}

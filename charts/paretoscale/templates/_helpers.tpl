@@ -102,20 +102,21 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
   resources: [modeldeployments/finalizers]
   verbs: [update]
 # One vLLM Deployment per variant: watched (replicas, readiness), created, scaled and rolled by
-# server-side apply, deleted when its variant is removed from the spec.
+# server-side apply, deleted when its variant is removed from the spec. get: before creating
+# one, the operator reads whether an object of that name exists that it does not own.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # The stable Service per ModelDeployment (server-side apply), whose selector moves at a switch;
 # watched (label app.kubernetes.io/managed-by=paretoscale) so a deleted one is recreated.
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, watch, create, patch]
+  verbs: [get, list, watch, create, patch]
 # One PodDisruptionBudget per variant beside its Deployment (server-side apply), deleted with it;
 # watched like the Service.
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 # core/v1 Events on ModelDeployments (decisions, switches, rollbacks); kopf's own posting is off.
 - apiGroups: [""]
   resources: [events]

@@ -1,7 +1,7 @@
 """The only place that talks to the Kubernetes API for workloads and status (the shell).
 
-Server-side apply with field manager `paretoscale` (force, since the operator owns these
-fields), status through the status subresource with a merge patch, deletion of Deployments
+Server-side apply with field manager `paretoscale` (force: the operator applies only objects
+its ModelDeployment owns, checked first, see actuate/ownership.py), status through the status subresource with a merge patch, deletion of Deployments
 (and their PodDisruptionBudgets) of removed variants. Calls are synchronous (kubernetes client); the controller runs them off the
 event loop. Errors are raised as they come: the controller decides whether to retry.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
+from paretoscale.actuate.ownership import OwnerRefs
 from paretoscale.actuate.render import FIELD_MANAGER
 from paretoscale.api.types import GROUP, PLURAL, VERSION
 
@@ -23,8 +24,9 @@ APPLY = "application/apply-patch+yaml"
 class Kube:
     """Typed API clients sharing one connection pool."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: client.ApiClient, timeout_s: float = 10.0) -> None:
         self.api = api_client
+        self.timeout_s = timeout_s  # every write and read gives up after this (seconds)
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.policy = client.PolicyV1Api(api_client)
@@ -43,6 +45,7 @@ class Kube:
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type=APPLY,
+                _request_timeout=self.timeout_s,
             )
         elif kind == "Service":
             self.core.patch_namespaced_service(
@@ -52,6 +55,7 @@ class Kube:
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type=APPLY,
+                _request_timeout=self.timeout_s,
             )
         elif kind == "PodDisruptionBudget":
             self.policy.patch_namespaced_pod_disruption_budget(
@@ -61,9 +65,28 @@ class Kube:
                 field_manager=FIELD_MANAGER,
                 force=True,
                 _content_type=APPLY,
+                _request_timeout=self.timeout_s,
             )
         else:
             raise ValueError(f"cannot apply kind {kind}")
+
+    def owners(self, kind: str, namespace: str, name: str) -> OwnerRefs | None:
+        """The ownerReferences (kind, name, uid) of an existing Deployment, Service or
+        PodDisruptionBudget; None when there is no object of that name."""
+        readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "Service": self.core.read_namespaced_service,
+            "PodDisruptionBudget": self.policy.read_namespaced_pod_disruption_budget,
+        }
+        try:
+            obj: Any = readers[kind](name, namespace, _request_timeout=self.timeout_s)
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return tuple(
+            (str(r.kind), str(r.name), str(r.uid)) for r in obj.metadata.owner_references or []
+        )
 
     def delete_deployment(self, namespace: str, name: str) -> None:
         """Delete a variant's Deployment and its PodDisruptionBudget (same name); either
@@ -73,7 +96,7 @@ class Kube:
             self.policy.delete_namespaced_pod_disruption_budget,
         ):
             try:
-                delete(name, namespace)
+                delete(name, namespace, _request_timeout=self.timeout_s)
             except client.ApiException as e:
                 if e.status != 404:
                     raise
@@ -140,9 +163,16 @@ class Kube:
                 reporting_component=FIELD_MANAGER,
                 reporting_instance=FIELD_MANAGER,
             ),
+            _request_timeout=self.timeout_s,
         )
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": dict(status)},
+            _request_timeout=self.timeout_s,
         )

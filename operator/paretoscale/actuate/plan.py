@@ -41,6 +41,8 @@ class Observed:
     rendered_hash: str | None = None  # the HASH_ANNOTATION it carries
     replicas: int | None = None  # spec.replicas (Deployments)
     selector: Mapping[str, Any] | None = None  # spec.selector
+    # metadata.ownerReferences as (kind, name, uid); None: not known (taken as ours)
+    owners: tuple[tuple[str, str, str], ...] | None = None
 
 
 def observed_of(body: Mapping[str, Any]) -> Observed:
@@ -53,6 +55,15 @@ def observed_of(body: Mapping[str, Any]) -> Observed:
         rendered_hash=(meta.get("annotations") or {}).get(HASH_ANNOTATION),
         replicas=int(replicas) if replicas is not None else None,
         selector=dict(selector) if selector is not None else None,
+        owners=owners_of(meta),
+    )
+
+
+def owners_of(meta: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """The ownerReferences of an object's metadata as (kind, name, uid)."""
+    return tuple(
+        (str(r.get("kind")), str(r.get("name")), str(r.get("uid")))
+        for r in meta.get("ownerReferences") or []
     )
 
 

@@ -15,6 +15,8 @@ REASONS = {
     "Degraded": ("AsExpected", "RolledBack", "SLOInfeasible", "ApplyFailed"),
     "MetricsAvailable": ("MetricsFresh", "MetricsUnavailable", "NoPrometheus"),
     "SpecValid": ("Valid", "InvalidSpec"),
+    "ResourceConflict": ("NoConflict", "NotOwned", "NameCollision"),
+    "ReconcileError": ("Reconciled", "ReconcileFailed", "TimedOut"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from paretoscale.api.names import cel_rules as name_cel_rules
 from paretoscale.api.status import ModelDeploymentStatus
 from paretoscale.api.types import GROUP, KIND, PLURAL, SHORT_NAME, VERSION, ModelDeploymentSpec
 
@@ -150,6 +151,7 @@ def crd() -> dict[str, Any]:
                                 "status": status_schema,
                             },
                             "required": ["spec"],
+                            "x-kubernetes-validations": name_cel_rules(),
                         }
                     },
                 }

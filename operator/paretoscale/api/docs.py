@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from paretoscale.api.crd import PRINTER_COLUMNS
+from paretoscale.api.names import cel_rules as name_cel_rules
 from paretoscale.api.status import ModelDeploymentStatus
 from paretoscale.api.types import (
     GROUP,
@@ -286,6 +287,11 @@ def api_markdown() -> str:
         "| `metadata` | ObjectMeta | name, namespace, labels, annotations |",
         f"| `spec` | {_link(ModelDeploymentSpec.__name__)} | required; desired state |",
         f"| `status` | {_link(ModelDeploymentStatus.__name__)} | written by the operator |",
+        "",
+        "Names (CEL on the object's root, enforced by the API server at `kubectl apply`, and "
+        "by `paretoscale plan`):",
+        "",
+        *_cel_rules({"x-kubernetes-validations": name_cel_rules()}),
         "",
         'Money is a decimal string of US dollars (`"6.88"`), as Kubernetes writes quantities. '
         "Rules the schema cannot express (e.g. a checkpoint whose name says FP8 on a GPU "

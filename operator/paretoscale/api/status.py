@@ -15,7 +15,15 @@ from pydantic.alias_generators import to_camel
 
 Phase = Literal["Stable", "Preparing", "Verifying", "Switching", "Draining", "RollingBack"]
 Basis = Literal["live", "priors", "estimate"]
-ConditionType = Literal["Ready", "Progressing", "Degraded", "MetricsAvailable", "SpecValid"]
+ConditionType = Literal[
+    "Ready",
+    "Progressing",
+    "Degraded",
+    "MetricsAvailable",
+    "SpecValid",
+    "ResourceConflict",
+    "ReconcileError",
+]
 
 
 class _Status(BaseModel):
@@ -26,7 +34,10 @@ class Condition(_Status):
     """A Kubernetes condition (metav1.Condition)."""
 
     type: ConditionType = Field(
-        description="Ready, Progressing, Degraded, MetricsAvailable or SpecValid."
+        description="Ready, Progressing, Degraded, MetricsAvailable, SpecValid, "
+        "ResourceConflict (True: an object of the same name exists that this ModelDeployment "
+        "does not own; nothing is applied) or ReconcileError (True: the last reconcile "
+        "failed or timed out)."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)

@@ -31,6 +31,7 @@ from pydantic.alias_generators import to_camel
 
 from paretoscale.api.admission import cel_rules, gpu_problem
 from paretoscale.api.gpus import GPUS
+from paretoscale.api.names import DNS_1035, name_problems
 
 GROUP = "paretoscale.io"
 VERSION = "v1alpha1"
@@ -66,6 +67,32 @@ def shm_disabled(shm_size: str | None) -> bool:
     """Whether template.shmSize asks for no /dev/shm volume (a size of zero: "0", "0Gi")."""
     number = re.match(r"[0-9.]+", shm_size or "")
     return number is not None and float(number.group()) == 0
+
+
+# A Kubernetes quantity as the API server parses it ("8Gi", "500m", "1e3", "0.5").
+K8S_QUANTITY = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$"
+
+
+def resources_problems(resources: dict[str, Any]) -> list[str]:
+    """What in template.resources the API server would refuse in a container (limits and
+    requests must map resource names to quantities); empty when it is usable."""
+    out = []
+    for key, value in resources.items():
+        if key not in ("limits", "requests", "claims"):
+            out.append(f"resources: unknown key {key!r} (limits, requests or claims)")
+        elif key != "claims" and not isinstance(value, dict):
+            out.append(f"resources.{key} must map resource names to quantities, got {value!r}")
+        elif key != "claims":
+            for name, q in value.items():
+                ok = (isinstance(q, str) and re.match(K8S_QUANTITY, q) is not None) or (
+                    isinstance(q, int | float) and not isinstance(q, bool) and 0 <= q < 1e18
+                )
+                if not ok:
+                    out.append(
+                        f"resources.{key}[{name!r}]: {q!r} is not a quantity "
+                        '(e.g. "8Gi", "500m", 2)'
+                    )
+    return out
 
 
 def reserved_label(key: str) -> bool:
@@ -265,7 +292,11 @@ class VariantSpec(_Model):
         }
     )
     name: str = Field(
-        min_length=1, max_length=40, pattern=DNS_LABEL, description="Short DNS label."
+        min_length=1,
+        max_length=40,
+        pattern=DNS_1035,
+        description="Short DNS-1035 label (starts with a letter); <metadata.name>-<name> "
+        "names its Deployment and must fit in 63 characters.",
     )
     quality: float = Field(ge=0, le=1, description="Offline eval score, 0-1.")
     gpu: GpuRequest
@@ -471,6 +502,13 @@ class TemplateSpec(_Model):
             )
         return self
 
+    @field_validator("resources")
+    @classmethod
+    def _quantities(cls, resources: dict[str, Any] | None) -> dict[str, Any] | None:
+        for problem in resources_problems(resources or {}):
+            raise ValueError(problem)
+        return resources
+
     @field_validator("pod_labels")
     @classmethod
     def _own_labels(cls, labels: dict[str, str] | None) -> dict[str, str] | None:
@@ -552,3 +590,10 @@ class ModelDeployment(BaseModel):
     kind: Literal["ModelDeployment"]
     metadata: Metadata
     spec: ModelDeploymentSpec
+
+    @model_validator(mode="after")
+    def _names(self) -> ModelDeployment:
+        problems = name_problems(self.metadata.name, [v.name for v in self.spec.variants])
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from paretoscale.api.conditions import set_condition
+from paretoscale.api.conditions import get_condition, set_condition
 from paretoscale.api.status import (
+    Condition,
     DecisionStatus,
     ModelDeploymentStatus,
     ObservedStatus,
@@ -102,6 +103,8 @@ class TickResult:
     prometheus_configured: bool
     capacity_corrections: dict[str, float]
     apply_error: str | None = None
+    conflict: str | None = None  # an object we would apply but do not own (nothing applied)
+    collision: bool = False  # the conflict is a <md>-<variant> name collision
 
 
 def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentStatus:
@@ -245,6 +248,9 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
     else:
         conds = set_condition(conds, "MetricsAvailable", True, "MetricsFresh", "", now_s, gen)
     conds = set_condition(conds, "SpecValid", True, "Valid", "", now_s, gen)
+    conds = _cleared_or_set_conflict(conds, r.conflict, r.collision, now_s, gen)
+    if (error := get_condition(conds, "ReconcileError")) is not None and error.status == "True":
+        conds = set_condition(conds, "ReconcileError", False, "Reconciled", "", now_s, gen)
 
     scale_down = (
         ScaleDownIntent(since=rfc3339(d.scale_down.since), replicas=d.scale_down.replicas)
@@ -277,6 +283,35 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
         variant_since=variant_since,
         scale_down=scale_down,
     )
+
+
+def _cleared_or_set_conflict(
+    conds: list[Condition], conflict: str | None, collision: bool, now_s: str, gen: int | None
+) -> list[Condition]:
+    """ResourceConflict True with the message, or False once resolved (absent if never set)."""
+    if conflict is not None:
+        reason = "NameCollision" if collision else "NotOwned"
+        return set_condition(conds, "ResourceConflict", True, reason, conflict, now_s, gen)
+    old = get_condition(conds, "ResourceConflict")
+    if old is not None and old.status == "True":
+        return set_condition(conds, "ResourceConflict", False, "NoConflict", "", now_s, gen)
+    return conds
+
+
+def reconcile_error_status(
+    old: ModelDeploymentStatus, timed_out: bool, message: str, now: float, generation: int | None
+) -> ModelDeploymentStatus:
+    """The reconcile failed or timed out: say so, keep everything else."""
+    conds = set_condition(
+        list(old.conditions),
+        "ReconcileError",
+        True,
+        "TimedOut" if timed_out else "ReconcileFailed",
+        message[:4096],
+        rfc3339(now),
+        generation,
+    )
+    return old.model_copy(update={"conditions": conds})
 
 
 def invalid_spec_status(

@@ -109,9 +109,15 @@ def test_a_variant_neither_active_nor_target_is_scaled_to_zero() -> None:
 
 def test_observed_of_reads_the_api_json() -> None:
     body = {
-        "metadata": {"name": "x", "annotations": {HASH_ANNOTATION: "abc"}},
+        "metadata": {
+            "name": "x",
+            "annotations": {HASH_ANNOTATION: "abc"},
+            "ownerReferences": [{"kind": "ModelDeployment", "name": "m", "uid": "u-9"}],
+        },
         "spec": {"replicas": 3, "selector": {"matchLabels": {"a": "b"}}},
         "status": {"readyReplicas": 1},
     }
-    assert observed_of(body) == Observed("abc", 3, {"matchLabels": {"a": "b"}})
-    assert observed_of({"metadata": {}, "spec": {}}) == Observed()
+    assert observed_of(body) == Observed(
+        "abc", 3, {"matchLabels": {"a": "b"}}, (("ModelDeployment", "m", "u-9"),)
+    )
+    assert observed_of({"metadata": {}, "spec": {}}) == Observed(owners=())

@@ -104,7 +104,7 @@ def test_every_cel_rule_is_documented_with_its_message() -> None:
         ("SloSpec", "percentile", ["`95`", "> 0, < 100"]),
         ("GpuPool", "usdPerHour", ["decimal string", "yes", "pattern `^[0-9]+(\\.[0-9]+)?$`"]),
         ("VariantSpec", "oneTimeCostUSD", ["decimal string", "no", "unset"]),
-        ("VariantSpec", "name", ["length ≤ 40", "pattern `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`"]),
+        ("VariantSpec", "name", ["length ≤ 40", "pattern `^[a-z]([-a-z0-9]*[a-z0-9])?$`"]),
         ("TemplateSpec", "nodeSelector", ["map of string to string"]),
         ("ModelDeploymentStatus", "capacityCorrections", ["map of string to number", "`{}`"]),
         ("SwitchRecord", "from", ["string", "no"]),

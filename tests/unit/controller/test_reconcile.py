@@ -41,6 +41,10 @@ class FakeKube:
     def apply(self, manifest: Mapping[str, Any]) -> None:
         self.applied.append(dict(manifest))
 
+    def owners(self, kind: str, namespace: str, name: str) -> Any:
+        """Objects not in the listing do not exist."""
+        return None
+
     def delete_deployment(self, namespace: str, name: str) -> None:
         raise AssertionError(f"unexpected delete of {name}")
 
