@@ -68,7 +68,9 @@ def _dump(data: Any, fmt: str) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from paretoscale.api.admission import gpu_type_problems
     from paretoscale.api.manifest import parse_manifests
+    from paretoscale.config import read_gpu_types
     from paretoscale.decide.policy import decide
     from paretoscale.decide.types import CurrentState, Observation
     from paretoscale.plan import plan_json, plan_table, plot_frontier
@@ -82,8 +84,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.plot and (problem := unwritable(args.plot)):
         raise SpecError("--plot", [problem])
     tokens = _tokens(args.tokens) if args.tokens else None
+    gpu_types = read_gpu_types(args.gpu_types_file, args.gpu_types_preset)
     outputs = []
     for md in parse_manifests(text, args.file):
+        if problems := gpu_type_problems(md.spec, gpu_types):
+            raise SpecError(f"{args.file} ({md.metadata.name})", problems)
         known = {g.type for g in md.spec.gpus}
         unknown = sorted(set(prices) - known)
         if unknown:
@@ -102,6 +107,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 usd_per_gpu_hour=prices,
                 prompt_tokens_per_request=prompt,
                 output_tokens_per_request=output,
+                gpu_types=gpu_types,
             ),
             CurrentState(),
         )
@@ -270,6 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
     p.add_argument("--plot", metavar="PNG", help="draw the frontier to this PNG (the plot extra)")
+    p.add_argument(
+        "--gpu-types-file",
+        metavar="PATH",
+        help="YAML `gpuTypes: {NAME: {...}}`: GPU types beyond the built-in table (as the "
+        "operator's --gpu-types-file)",
+    )
+    p.add_argument(
+        "--gpu-types-preset",
+        choices=["nfd", "gke"],
+        default="nfd",
+        help="node labels of the built-in GPU types (default nfd)",
+    )
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser(

@@ -184,7 +184,7 @@ def test_rendered_chart_passes_server_side_dry_run(
 ) -> None:
     flags = [
         *scope(namespace, other_namespace),
-        "--set", "prometheus.url=http://prometheus.monitoring.svc:9090",
+        "--set", "prometheus.url=https://prometheus.monitoring.svc:9090",
         "--set", "prometheus.auth.type=serviceAccountToken",
         "--set", "prometheus.auth.serviceAccountToken.audience=prometheus",
         "--set-json", 'priceFallback={"H100": 2.69}',
@@ -222,14 +222,16 @@ def test_install_cluster_scope_grants_what_the_operator_does_and_no_secrets(
         assert not sa.can_i("watch", "secrets", "-n", ns)
         assert sa.can_i("watch", "modeldeployments.paretoscale.io", "-n", ns)
         assert sa.can_i(
-            "patch", "modeldeployments.paretoscale.io", "--subresource=status", "-n", ns
+            "update", "modeldeployments.paretoscale.io", "--subresource=status", "-n", ns
         )
         assert sa.can_i("create", "deployments.apps", "-n", ns)
         assert sa.can_i("delete", "deployments.apps", "-n", ns)
         assert sa.can_i("patch", "poddisruptionbudgets.policy", "-n", ns)
         assert sa.can_i("delete", "poddisruptionbudgets.policy", "-n", ns)
         assert sa.can_i("create", "events", "-n", ns)
-        # The operator reads Deployment status, not pods, and never writes a spec it serves.
+        # The operator lists pods (to name Pending ones) but never watches or writes them,
+        # and never writes a spec it serves.
+        assert sa.can_i("list", "pods", "-n", ns)
         assert not sa.can_i("watch", "pods", "-n", ns)
         assert not sa.can_i("create", "pods", "-n", ns)
         assert not sa.can_i("patch", "modeldeployments.paretoscale.io", "-n", ns)
@@ -278,17 +280,18 @@ def test_install_namespace_scope_is_confined_to_the_watched_namespaces(
     sa = as_service_account(admin, namespace, tmp_path)
     # The watched namespace: what the operator does, nothing more.
     assert sa.can_i(
-        "patch", "modeldeployments.paretoscale.io", "--subresource=status", "-n", other_namespace
+        "update", "modeldeployments.paretoscale.io", "--subresource=status", "-n", other_namespace
     )
     assert sa.can_i("create", "deployments.apps", "-n", other_namespace)
     assert sa.can_i("create", "poddisruptionbudgets.policy", "-n", other_namespace)
     assert not sa.can_i("list", "secrets", "-n", other_namespace)
-    assert not sa.can_i("list", "pods", "-n", other_namespace)
+    assert sa.can_i("list", "pods", "-n", other_namespace)
+    assert not sa.can_i("watch", "pods", "-n", other_namespace)
     assert not lease_can_i(sa, "create", other_namespace)
     # Anywhere else, including the release's own namespace: nothing namespaced but the Lease.
     for ns in (namespace, "default"):
         assert not sa.can_i(
-            "patch", "modeldeployments.paretoscale.io", "--subresource=status", "-n", ns
+            "update", "modeldeployments.paretoscale.io", "--subresource=status", "-n", ns
         )
         assert not sa.can_i("create", "deployments.apps", "-n", ns)
         assert not sa.can_i("create", "poddisruptionbudgets.policy", "-n", ns)
@@ -532,7 +535,7 @@ def test_leader_election_one_replica_acts_and_another_takes_over(
     (follower,) = [op for op in operators if op is not leader]
     kube.apply(assistant(other_namespace, 12))
     until(lambda: stable_on(kube, "fp8"), 90, "Stable on fp8", leader, follower)
-    # The leader renews; the follower waits without acting (no kopf handler ran in it).
+    # The leader renews; the follower waits without acting (it never listed the cache).
     renewed = lease(admin, namespace)["spec"]["renewTime"]
     until(
         lambda: lease(admin, namespace)["spec"]["renewTime"] != renewed,
@@ -542,8 +545,8 @@ def test_leader_election_one_replica_acts_and_another_takes_over(
         follower,
     )
     assert holder(admin, namespace) == identity
-    assert "Handler '" in leader.full_log() and "holds lease" in leader.full_log()
-    assert "Handler '" not in follower.full_log(), follower.log()
+    assert "cache synced" in leader.full_log() and "holds lease" in leader.full_log()
+    assert "cache synced" not in follower.full_log(), follower.log()
     assert "holds lease" not in follower.full_log(), follower.log()
     assert follower.proc is not None and follower.proc.poll() is None, follower.log()
 

@@ -144,7 +144,7 @@ def test_spec_change_is_picked_up_at_once_and_switches(
     # A tick of an hour proves that what follows comes from the spec change, not the timer.
     op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, "--tick-seconds", "3600").start()
     try:
-        wait(lambda: "modeldeployment-events" in op.log(), 30, "operator watching", op)
+        wait(lambda: "cache synced" in op.log(), 30, "operator listed and watching", op)
         kube.apply(assistant(kube.ns, 2))  # load drops: the L40S INT4 variant is now best
         s = wait(
             lambda: (

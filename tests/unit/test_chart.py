@@ -443,6 +443,54 @@ def test_query_overrides_become_a_mounted_configmap(render: Render) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/queries"])
 
 
+ACME_X1 = {
+    "labelKey": "cloud.google.com/gke-accelerator",
+    "labelValue": "acme-x1",
+    "resource": "acme.com/gpu",
+    "memoryGiB": 96,
+    "memoryBandwidthTBps": 2.4,
+    "bf16Tflops": 400,
+    "precisions": ["bf16", "fp16"],
+}
+
+
+def test_gpu_types_become_a_mounted_file_the_operator_reads(render: Render, tmp_path: Path) -> None:
+    from paretoscale.config import read_gpu_types
+
+    docs = render({"gpuTypes": {"acme-x1": ACME_X1}, "gpuTypesPreset": "gke"})
+    configmap = one(docs, "ConfigMap", f"{RELEASE}-gpu-types")
+    path, volume = _file_mounts(docs)["gpu-types"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    variables = env(docs)
+    file = variables["PARETOSCALE_GPU_TYPES_FILE"]
+    assert Path(file).parent == Path(path)
+    assert variables["PARETOSCALE_GPU_TYPES_PRESET"] == "gke"
+    local = tmp_path / Path(file).name
+    local.write_text(configmap["data"][Path(file).name])
+    gpus = read_gpu_types(str(local), "gke")
+    assert gpus.get("acme-x1").resource == "acme.com/gpu"
+    assert gpus.get("H100").label_value == "nvidia-h100-80gb"
+    annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/gpu-types"])
+
+
+def test_gpu_types_default_to_the_built_in_table_labelled_by_nfd(render: Render) -> None:
+    docs = render()
+    assert "PARETOSCALE_GPU_TYPES_FILE" not in env_names(docs)
+    assert env(docs)["PARETOSCALE_GPU_TYPES_PRESET"] == "nfd"
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-gpu-types")]
+
+
+def test_values_schema_refuses_a_bad_gpu_type_entry(helm: str) -> None:
+    for flags in (
+        ["--set", "gpuTypes.x1.colour=red"],
+        ["--set", "gpuTypesPreset=aws"],
+        ["--set-json", 'gpuTypes.x1={"precisions": ["fp4"]}'],
+    ):
+        result = run_helm(helm, "template", RELEASE, str(CHART), *flags)
+        assert result.returncode != 0 and "gpuTypes" in result.stderr, flags
+
+
 # ----------------------------------------------------------------------------- RBAC --------
 
 # What the operator does (operator/paretoscale/actuate/kube.py, controller/handlers.py,
@@ -450,8 +498,9 @@ def test_query_overrides_become_a_mounted_configmap(render: Render) -> None:
 # operator with these grants and fails on any 403.
 NAMESPACED_RULES = {
     # kopf watches; the operator never writes spec or metadata (no finalizer, no annotations).
-    ("paretoscale.io", "modeldeployments"): {"list", "watch"},
-    ("paretoscale.io", "modeldeployments/status"): {"patch"},
+    ("paretoscale.io", "modeldeployments"): {"get", "list", "watch"},
+    ("paretoscale.io", "modeldeployments/status"): {"update"},
+    ("", "pods"): {"list"},
     # OwnerReferencesPermissionEnforcement: owner references with blockOwnerDeletion.
     ("paretoscale.io", "modeldeployments/finalizers"): {"update"},
     # get: before creating an object, whether one of that name exists that it does not own.
@@ -507,7 +556,9 @@ def test_rbac_has_no_secrets_and_no_wildcards(render: Render, values: dict[str, 
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs"):
                 assert not any("*" in item for item in rule[field]), (role["metadata"], rule)
-            assert not {"secrets", "secrets/status", "pods"} & set(rule["resources"]), rule
+            assert not {"secrets", "secrets/status"} & set(rule["resources"]), rule
+            if "pods" in rule["resources"]:  # only to name Pending pods (CapacityPending)
+                assert rule["resources"] == ["pods"] and rule["verbs"] == ["list"], rule
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
             assert "kopf.dev" not in rule["apiGroups"], "no kopf peering"
             if rule.get("resourceNames"):
@@ -687,7 +738,38 @@ BAD_VALUES = {
         {"metrics.serviceMonitor.enabled": True, "metrics.service.enabled": False},
         "needs metrics.service.enabled",
     ),
+    "token-without-audience": (
+        {"prometheus.auth.type": "serviceAccountToken"},
+        "set prometheus.auth.serviceAccountToken.allowNoAudience=true",
+    ),
+    "token-over-http": (
+        {
+            "prometheus.url": "http://prometheus.monitoring.svc:9090",
+            "prometheus.auth.type": "secret",
+            "prometheus.auth.secret.name": "prom-token",
+        },
+        "use an https:// URL (with prometheus.ca.configMapName for a private CA), or set "
+        "prometheus.auth.allowInsecureHttp=true",
+    ),
 }
+
+
+def test_prometheus_token_opt_ins_render_what_they_say(render: Render) -> None:
+    """The refusals above are defaults: each opt-in renders, and a plain URL without a token
+    needs none."""
+    docs = render(
+        {
+            "prometheus.url": "http://prometheus.monitoring.svc:9090",
+            "prometheus.auth.type": "serviceAccountToken",
+            "prometheus.auth.allowInsecureHttp": True,
+            "prometheus.auth.serviceAccountToken.allowNoAudience": True,
+        }
+    )
+    (source,) = _file_mounts(docs)["prometheus-token"][1]["projected"]["sources"]
+    assert "audience" not in source["serviceAccountToken"]
+    assert env(render({"prometheus.url": "http://prometheus.monitoring.svc:9090"}))[
+        "PARETOSCALE_PROMETHEUS_URL"
+    ].startswith("http://")
 
 
 @pytest.mark.parametrize(("values", "words"), BAD_VALUES.values(), ids=BAD_VALUES.keys())

@@ -71,9 +71,35 @@ def test_plan_bad_file_exit_2_with_path(capsys: pytest.CaptureFixture[str], tmp_
         Path(EXAMPLE).read_text().replace("type: L40S, count: 1", "type: L41S, count: 1")
     )
     code, _, err = run(capsys, "plan", "-f", str(bad), "--rate", "1")
-    assert code == 2 and "spec.variants[2].gpu.type" in err
+    assert code == 2 and "variants[2] (w4a16-l40s): gpu.type L41S is not listed" in err
+    bad.write_text(Path(EXAMPLE).read_text().replace("type: L40S", "type: L41S"))
+    code, _, err = run(capsys, "plan", "-f", str(bad), "--rate", "1")
+    assert code == 2 and "spec.gpus[1].type: unknown GPU type 'L41S'" in err
+    assert "--gpu-types-file" in err
     code, _, err = run(capsys, "plan", "-f", str(tmp_path / "missing.yaml"), "--rate", "1")
     assert code == 2 and "cannot read" in err
+
+
+def test_plan_runs_a_gpu_type_declared_in_a_gpu_types_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    md = tmp_path / "md.yaml"
+    md.write_text(Path(EXAMPLE).read_text().replace("type: L40S", "type: acme-x1"))
+    types = tmp_path / "types.yaml"
+    types.write_text(
+        "gpuTypes:\n  acme-x1:\n    labelKey: acme.com/accelerator\n    labelValue: x1\n"
+        "    resource: acme.com/gpu\n    memoryGiB: 48\n    memoryBandwidthTBps: 0.9\n"
+        "    bf16Tflops: 360\n    computeCapability: '8.9'\n"
+    )
+    code, out, err = run(
+        capsys, "plan", "-f", str(md), "--rate", "1", "--gpu-types-file", str(types), "-o", "json"
+    )
+    assert code == 0, err
+    rows = {v["name"]: v for v in json.loads(out)["variants"]}
+    assert rows["w4a16-l40s"]["feasible"]
+    types.write_text("gpuTypes:\n  acme-x1: {labelKey: acme.com/accelerator}\n")
+    code, _, err = run(capsys, "plan", "-f", str(md), "--rate", "1", "--gpu-types-file", str(types))
+    assert code == 2 and "gpuTypes.acme-x1: a new GPU type needs labelValue" in err
 
 
 def test_crds_prints_the_crd(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,11 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("plan-rate-inf", (*PLAN, "--rate", "inf"), f"argument --rate: inf {FINITE}"),
     ("plan-rate-negative", (*PLAN, "--rate", "-1"), f"argument --rate: -1 {RANGE}"),
     ("plan-rate-huge", (*PLAN, "--rate", "1e300"), "give a number from 0 to 1,000,000 (requests/s)"),
+    ("plan-price-huge-finite", (*PLAN, "--rate", "12", "--price", "H100=1e300"), f"H100: 1e+300 {RANGE}"),
+    ("plan-price-other-gpu-nan", (*PLAN, "--rate", "12", "--price", "H100=2", "--price", "L40S=nan"), f"L40S: nan {FINITE}"),
+    ("plan-rate-overflow", (*PLAN, "--rate", "1e400"), f"argument --rate: inf {FINITE}"),
+    ("plan-rate-minus-inf", (*PLAN, "--rate=-inf"), f"argument --rate: -inf {FINITE}"),
+    ("plan-tokens-huge", (*PLAN, "--rate", "1", "--tokens", "1e300/100"), "--tokens: need 0 < IN"),
     ("plan-tokens-inf", (*PLAN, "--rate", "1", "--tokens", "100/inf"), "--tokens: need 0 < IN"),
     ("plan-tokens-nan", (*PLAN, "--rate", "1", "--tokens", "nan/100"), "--tokens: need 0 < IN"),
     # profile (the flag is checked before any result file is read)
@@ -115,3 +120,37 @@ def test_price_message_says_the_range_and_an_example() -> None:
 def test_run_bad_environment_exits_2(variable: str, value: str, words: str) -> None:
     proc = paretoscale("run", env={variable: value})
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+
+
+def test_run_bad_gpu_types_file_exits_2_naming_the_entry(tmp_path: Path) -> None:
+    bad = tmp_path / "gpu-types.yaml"
+    bad.write_text("gpuTypes:\n  x9: {labelKey: acme.com/accelerator}\n")
+    proc = paretoscale("run", "--gpu-types-file", str(bad))
+    assert proc.returncode == 2, proc.stderr
+    assert f"invalid GPU types file {bad}" in proc.stderr
+    assert "gpuTypes.x9: a new GPU type needs labelValue" in proc.stderr
+    proc = paretoscale("run", env={"PARETOSCALE_GPU_TYPES_FILE": str(tmp_path / "missing.yaml")})
+    assert proc.returncode == 2 and "cannot read the GPU types file" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("targetUtilization: 0.8", "targetUtilization: .nan", "Input should be a finite number"),
+        ("seconds: 8}", "seconds: .inf}", "spec.slo.seconds: Input should be a finite number"),
+        ("seconds: 8}", "seconds: 1e999}", "spec.slo.seconds: Input should be a valid number"),
+        ("available: 16}", "available: 100000000000000000000}", "less than or equal to 100000"),
+        ("calibrationFactor: 0.30", 'calibrationFactor: "0.3"', "Input should be a valid number"),
+    ],
+    ids=["nan", "inf", "overflow", "huge-int", "number-as-string"],
+)
+def test_bad_number_in_the_spec_file_exits_2(
+    tmp_path: Path, old: str, new: str, words: str
+) -> None:
+    text = Path(EXAMPLE).read_text()
+    assert old in text
+    spec = tmp_path / "md.yaml"
+    spec.write_text(text.replace(old, new, 1))
+    proc = paretoscale("plan", "-f", str(spec), "--rate", "12")
+    assert proc.returncode == 2, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr

@@ -65,6 +65,7 @@ app.kubernetes.io/part-of: paretoscale
 {{- define "paretoscale.prometheusTokenFile" -}}/var/run/secrets/paretoscale/prometheus/token{{- end }}
 {{- define "paretoscale.prometheusCaDir" -}}/etc/paretoscale/prometheus-ca{{- end }}
 {{- define "paretoscale.queriesFile" -}}/etc/paretoscale/queries/queries.yaml{{- end }}
+{{- define "paretoscale.gpuTypesFile" -}}/etc/paretoscale/gpu-types/gpu-types.yaml{{- end }}
 
 {{/*
 Checks the schema cannot express across values; a failed check stops install/template.
@@ -76,6 +77,13 @@ Checks the schema cannot express across values; a failed check stops install/tem
 {{- if and (eq .Values.prometheus.auth.type "secret") (not .Values.prometheus.auth.secret.name) }}
 {{- fail "prometheus.auth.type=secret needs prometheus.auth.secret.name (a Secret in the release namespace holding the bearer token)" }}
 {{- end }}
+{{- $auth := .Values.prometheus.auth }}
+{{- if and (eq $auth.type "serviceAccountToken") (not $auth.serviceAccountToken.audience) (not $auth.serviceAccountToken.allowNoAudience) }}
+{{- fail "prometheus.auth.type=serviceAccountToken needs prometheus.auth.serviceAccountToken.audience (the audience your Prometheus auth proxy accepts, e.g. prometheus): a token without one is also a valid Kubernetes API credential of the operator. To send it anyway, set prometheus.auth.serviceAccountToken.allowNoAudience=true" }}
+{{- end }}
+{{- if and (ne $auth.type "none") (hasPrefix "http://" (lower .Values.prometheus.url)) (not $auth.allowInsecureHttp) }}
+{{- fail (printf "prometheus.auth.type=%s sends a bearer token, and prometheus.url is plain http: use an https:// URL (with prometheus.ca.configMapName for a private CA), or set prometheus.auth.allowInsecureHttp=true to send it unencrypted" $auth.type) }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled (the ServiceMonitor selects that Service)" }}
 {{- end }}
@@ -86,15 +94,22 @@ RBAC: exactly what the operator does in a namespace it watches (operator/paretos
 and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
 */}}
 {{- define "paretoscale.namespacedRules" -}}
-# The ModelDeployments it serves: kopf watches them; the operator never writes their spec or
-# metadata (no finalizers, no annotations: GitOps owns them).
+# The ModelDeployments it serves: kopf watches them (get: re-read after a status conflict);
+# the operator never writes their spec or metadata (no finalizers, no annotations: GitOps
+# owns them).
 - apiGroups: [paretoscale.io]
   resources: [modeldeployments]
-  verbs: [list, watch]
-# Status: observed load, frontier, decision, rollout phase, conditions (merge patch).
+  verbs: [get, list, watch]
+# Status: observed load, frontier, decision, rollout phase, conditions (replaced whole at a
+# resourceVersion: optimistic concurrency).
 - apiGroups: [paretoscale.io]
   resources: [modeldeployments/status]
-  verbs: [patch]
+  verbs: [update]
+# Pods of a variant short of Ready replicas, listed by label to name those the scheduler
+# cannot place (condition CapacityPending).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 # Owner references with blockOwnerDeletion on the Deployments and Services it creates; API
 # servers with the OwnerReferencesPermissionEnforcement admission plugin (e.g. OpenShift)
 # require update on the owner's finalizers for that.

@@ -1,14 +1,17 @@
 """The only place that talks to the Kubernetes API for workloads and status (the shell).
 
 Server-side apply with field manager `paretoscale` (force: the operator applies only objects
-its ModelDeployment owns, checked first, see actuate/ownership.py), status through the status subresource with a merge patch, deletion of Deployments
-(and their PodDisruptionBudgets) of removed variants. Calls are synchronous (kubernetes client); the controller runs them off the
-event loop. Errors are raised as they come: the controller decides whether to retry.
+its ModelDeployment owns, checked first, see actuate/ownership.py), status by replacing the
+status subresource at a resourceVersion (optimistic concurrency; a field left out is
+removed), deletion of Deployments (and their PodDisruptionBudgets) of removed variants. Every
+call has a timeout (`timeout_s`); every write is refused unless `may_write()` (leadership).
+Calls are synchronous (kubernetes client); the controller runs them off the event loop.
+Errors are raised as they come: the controller decides whether to retry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,17 +19,34 @@ from kubernetes import client
 
 from paretoscale.actuate.ownership import OwnerRefs
 from paretoscale.actuate.render import FIELD_MANAGER
-from paretoscale.api.types import GROUP, PLURAL, VERSION
+from paretoscale.api.types import GROUP, KIND, PLURAL, VERSION
+from paretoscale.redact import redact
 
 APPLY = "application/apply-patch+yaml"
 
 
-class Kube:
-    """Typed API clients sharing one connection pool."""
+class WriteRefused(Exception):
+    """This process may not write now (it is not sure it still leads): nothing was sent."""
 
-    def __init__(self, api_client: client.ApiClient, timeout_s: float = 10.0) -> None:
+
+class StatusConflict(Exception):
+    """The object changed since the resourceVersion a status write was based on (409)."""
+
+
+class Kube:
+    """Typed API clients sharing one connection pool. Every write first asks `may_write`
+    (with leader election: whether this process is sure it still holds the Lease) and raises
+    WriteRefused, sending nothing, when it says no."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        timeout_s: float = 10.0,
+        may_write: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.api = api_client
         self.timeout_s = timeout_s  # every write and read gives up after this (seconds)
+        self.may_write = may_write
         self.apps = client.AppsV1Api(api_client)
         self.core = client.CoreV1Api(api_client)
         self.policy = client.PolicyV1Api(api_client)
@@ -34,6 +54,7 @@ class Kube:
 
     def apply(self, manifest: Mapping[str, Any]) -> None:
         """Server-side apply one Deployment, PodDisruptionBudget or Service."""
+        self._check_write()
         ns = manifest["metadata"]["namespace"]
         name = manifest["metadata"]["name"]
         kind = manifest["kind"]
@@ -91,6 +112,7 @@ class Kube:
     def delete_deployment(self, namespace: str, name: str) -> None:
         """Delete a variant's Deployment and its PodDisruptionBudget (same name); either
         already gone is fine."""
+        self._check_write()
         for delete in (
             self.apps.delete_namespaced_deployment,
             self.policy.delete_namespaced_pod_disruption_budget,
@@ -105,9 +127,13 @@ class Kube:
         """Every ModelDeployment of `namespace` (None: of the cluster), as dicts."""
         out: Any
         if namespace is None:
-            out = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)
+            out = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, PLURAL, _request_timeout=self.timeout_s
+            )
         else:
-            out = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            out = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, _request_timeout=self.timeout_s
+            )
         return [dict(item) for item in out.get("items", [])]
 
     def list_workloads(
@@ -132,14 +158,17 @@ class Kube:
         everywhere, in_namespace = listers[kind]
         out: Any
         if namespace is None:
-            out = everywhere(label_selector=label_selector)
+            out = everywhere(label_selector=label_selector, _request_timeout=self.timeout_s)
         else:
-            out = in_namespace(namespace, label_selector=label_selector)
+            out = in_namespace(
+                namespace, label_selector=label_selector, _request_timeout=self.timeout_s
+            )
         serialize: Any = self.api.sanitize_for_serialization
         return [dict(serialize(item)) for item in out.items]
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+        self._check_write()
         meta = obj["metadata"]
         now = datetime.now(UTC)
         self.core.create_namespaced_event(
@@ -155,7 +184,7 @@ class Kube:
                 ),
                 type=type_,
                 reason=reason,
-                message=message,
+                message=redact(message),
                 source=client.V1EventSource(component=FIELD_MANAGER),
                 first_timestamp=now,
                 last_timestamp=now,
@@ -166,13 +195,57 @@ class Kube:
             _request_timeout=self.timeout_s,
         )
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
+    def replace_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None
+    ) -> str:
+        """Replace the whole status (a field left out is removed) if the object is still at
+        `resource_version`; returns the new resourceVersion. StatusConflict (409) means the
+        object changed since: re-read it, never overwrite blindly."""
+        self._check_write()
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version},
+            "status": dict(status),
+        }
+        try:
+            out: Any = self.custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body, _request_timeout=self.timeout_s
+            )
+        except client.ApiException as e:
+            if e.status == 409:
+                raise StatusConflict(f"{namespace}/{name}: {e.reason}") from e
+            raise
+        return str(out["metadata"]["resourceVersion"])
+
+    def read_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ModelDeployment as the API has it now; None when it is gone."""
+        try:
+            out: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout_s
+            )
+        except client.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(out)
+
+    def pending_pods(self, namespace: str, label_selector: str) -> list[tuple[str, str]]:
+        """(name, scheduler message) of the Pending pods matching `label_selector` that the
+        scheduler could not place (PodScheduled False, reason Unschedulable)."""
+        out: Any = self.core.list_namespaced_pod(
             namespace,
-            PLURAL,
-            name,
-            {"status": dict(status)},
+            label_selector=label_selector,
+            field_selector="status.phase=Pending",
             _request_timeout=self.timeout_s,
         )
+        found = []
+        for pod in out.items:
+            for c in (pod.status and pod.status.conditions) or []:
+                if c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable":
+                    found.append((str(pod.metadata.name), str(c.message or "")))
+        return found
+
+    def _check_write(self) -> None:
+        if not self.may_write():
+            raise WriteRefused("not sure to hold the leader Lease: no write")

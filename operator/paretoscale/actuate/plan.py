@@ -28,6 +28,7 @@ from paretoscale.actuate.render import (
     render_pdb,
     render_service,
 )
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.rollout.machine import Fleet
 
@@ -109,10 +110,11 @@ def plan_changes(
     fleet: Fleet,
     existing_variants: set[str],
     observed: Mapping[str, Observed],
+    gpus: GpuTypes = BUILTIN,
 ) -> Changes:
     """Objects to apply (those `observed`, an object key -> Observed map, does not show as
     rendered) and Deployments to delete. `existing_variants`: variants whose Deployment
-    exists."""
+    exists. `gpus`: the GPU type mapping the Deployments are placed with."""
     variants = {v.name: v for v in spec.variants}
     replicas = dict(fleet.replicas)
     for name in existing_variants:
@@ -121,7 +123,7 @@ def plan_changes(
     wanted: list[dict[str, Any]] = []
     for name, n in sorted(replicas.items()):
         if name in variants:
-            wanted.append(stamped(render_deployment(owner, spec, variants[name], n)))
+            wanted.append(stamped(render_deployment(owner, spec, variants[name], n, gpus)))
             wanted.append(stamped(render_pdb(owner, name)))
         # else removed from spec: deleted below rather than rendered
     if fleet.service:

@@ -1,8 +1,9 @@
 """Render the Kubernetes objects of a ModelDeployment: pure manifests, no I/O.
 
 One Deployment per variant, `<md>-<variant>`, running `vllm serve` with exactly that variant's
-flags as an argv list (never a shell string), its GPUs requested and selected by
-`nvidia.com/gpu.product`, readiness on /health (vLLM answers it only once the model is loaded)
+flags as an argv list (never a shell string), its GPUs requested as the GPU type's extended
+resource and selected by its node label (both from the GPU type mapping, api/accelerators.py:
+`nvidia.com/gpu` on `nvidia.com/gpu.product` by default), readiness on /health (vLLM answers it only once the model is loaded)
 and a startup probe whose budget is twice the variant's `startupSeconds` plus a minute. The pod
 is locked down by default (no ServiceAccount token, seccomp RuntimeDefault, no privilege
 escalation, every capability dropped; `template` overrides each), has a memory-backed
@@ -22,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paretoscale.api.gpus import gpu_spec
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
+from paretoscale.api.gpus import GpuSpec
 from paretoscale.api.types import (
     GROUP,
     KIND,
@@ -44,8 +46,6 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_MANAGED = "app.kubernetes.io/managed-by"
 APP_NAME = "vllm"
 COMPONENT = "inference-server"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
 FIELD_MANAGER = "paretoscale"
 SHM_PATH = "/dev/shm"
 PROBE_PERIOD_S = 10
@@ -111,10 +111,10 @@ def _owner_refs(owner: Owner) -> list[dict[str, Any]]:
     ]
 
 
-def _resources(spec: ModelDeploymentSpec, variant: VariantSpec) -> dict[str, Any]:
+def _resources(spec: ModelDeploymentSpec, variant: VariantSpec, gpu: GpuSpec) -> dict[str, Any]:
     user: Mapping[str, Any] = spec.template.resources or {}
-    limits = {**dict(user.get("limits", {})), GPU_RESOURCE: variant.gpu.count}
-    requests = {**dict(user.get("requests", {})), GPU_RESOURCE: variant.gpu.count}
+    limits = {**dict(user.get("limits", {})), gpu.resource: variant.gpu.count}
+    requests = {**dict(user.get("requests", {})), gpu.resource: variant.gpu.count}
     return {"limits": limits, "requests": requests}
 
 
@@ -151,16 +151,19 @@ def _topology_spread(
 
 
 def render_deployment(
-    owner: Owner, spec: ModelDeploymentSpec, variant: VariantSpec, replicas: int
+    owner: Owner,
+    spec: ModelDeploymentSpec,
+    variant: VariantSpec,
+    replicas: int,
+    gpus: GpuTypes = BUILTIN,
 ) -> dict[str, Any]:
-    """The Deployment of one variant at `replicas`."""
+    """The Deployment of one variant at `replicas`, on its GPU type as `gpus` maps it (the
+    type must be in `gpus`: admission's gpu_type_problems checks that first)."""
     t = spec.template
+    gpu = gpus.get(variant.gpu.type)
     labels = object_labels(owner.name, variant.name)
     selector = selector_labels(owner.name, variant.name)
-    node_selector = {
-        **(t.node_selector or {}),
-        GPU_PRODUCT_LABEL: gpu_spec(variant.gpu.type).product_label,
-    }
+    node_selector = {**(t.node_selector or {}), **gpu.node_selector}
     volumes = [dict(v) for v in t.volumes or []]
     mounts = [dict(m) for m in t.volume_mounts or []]
     shm = shm_size(t, variant)
@@ -183,7 +186,7 @@ def render_deployment(
             "periodSeconds": PROBE_PERIOD_S,
             "failureThreshold": startup_failure_threshold(variant.startup_seconds),
         },
-        "resources": _resources(spec, variant),
+        "resources": _resources(spec, variant, gpu),
         "securityContext": {**CONTAINER_SECURITY_CONTEXT, **(t.container_security_context or {})},
     }
     if t.env:

@@ -7,6 +7,7 @@ the same), so a status patch is written only when a condition really moved.
 from __future__ import annotations
 
 from paretoscale.api.status import Condition, ConditionType
+from paretoscale.redact import redact
 
 # The reasons each condition can carry (CamelCase, as Kubernetes wants them).
 REASONS = {
@@ -17,6 +18,8 @@ REASONS = {
     "SpecValid": ("Valid", "InvalidSpec"),
     "ResourceConflict": ("NoConflict", "NotOwned", "NameCollision"),
     "ReconcileError": ("Reconciled", "ReconcileFailed", "TimedOut"),
+    "CapacityPending": ("AllScheduled", "Unschedulable"),
+    "SLOUnreachable": ("SLOReachable", "NoVariantMeetsSLO"),
 }
 
 
@@ -39,7 +42,7 @@ def set_condition(
         type=type_,
         status=value,
         reason=reason,
-        message=message,
+        message=redact(message),  # an error text may carry a URL's credentials
         last_transition_time=since,
         observed_generation=generation,
     )

@@ -23,6 +23,8 @@ ConditionType = Literal[
     "SpecValid",
     "ResourceConflict",
     "ReconcileError",
+    "CapacityPending",
+    "SLOUnreachable",
 ]
 
 
@@ -36,8 +38,10 @@ class Condition(_Status):
     type: ConditionType = Field(
         description="Ready, Progressing, Degraded, MetricsAvailable, SpecValid, "
         "ResourceConflict (True: an object of the same name exists that this ModelDeployment "
-        "does not own; nothing is applied) or ReconcileError (True: the last reconcile "
-        "failed or timed out)."
+        "does not own; nothing is applied), ReconcileError (True: the last reconcile "
+        "failed or timed out), CapacityPending (True: pods the scheduler cannot place, "
+        "named in the message) or SLOUnreachable (True: no variant can meet the SLO at the "
+        "load; the one with the highest net value at the capacity it delivers runs)."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="Whether the condition holds.")
     reason: str = Field(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)

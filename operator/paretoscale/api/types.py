@@ -8,18 +8,21 @@ quantities, and a Decimal here; economics converts to float at its edge.
 Rules the schema alone cannot say are written twice on purpose: as CEL (`x-kubernetes-validations`,
 enforced by the API server at `kubectl apply`) and as pydantic validators (enforced by
 `paretoscale plan` and by the operator, which reports them on the object). The rules about
-what a GPU generation can run live in api/admission.py.
+what a GPU type can run need the cluster's GPU type mapping (api/accelerators.py), which the
+API server cannot see: they live in api/admission.py and run where the mapping is known.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -29,7 +32,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from paretoscale.api.admission import cel_rules, gpu_problem
+from paretoscale.api.accelerators import GPU_TYPE_NAME
 from paretoscale.api.gpus import GPUS
 from paretoscale.api.names import DNS_1035, name_problems
 
@@ -40,11 +43,35 @@ PLURAL = "modeldeployments"
 SHORT_NAME = "mdep"
 
 # A decimal amount of US dollars, written as a string on the wire ("6.88").
+USD_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
+
+
+def _usd(value: Any) -> Any:
+    """A Decimal from the wire's decimal string; the API server takes nothing else there."""
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str) or len(value) > 32 or not re.match(USD_PATTERN, value):
+        raise ValueError('must be a decimal string of US dollars such as "6.88" (quoted)')
+    return Decimal(value)
+
+
+def _whole(value: Any) -> Any:
+    """An integral float (2.0, 1.5e10) as the int it is: the API server takes one for an
+    integer field, so `paretoscale plan` does too."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+OptionalWhole = Annotated[int | None, BeforeValidator(_whole)]
+
 Usd = Annotated[
     Decimal,
+    BeforeValidator(_usd),
     Field(ge=0),
     PlainSerializer(lambda d: format(d, "f"), return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 32}),
+    WithJsonSchema({"type": "string", "pattern": USD_PATTERN, "maxLength": 32}),
 ]
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -95,13 +122,23 @@ def resources_problems(resources: dict[str, Any]) -> list[str]:
     return out
 
 
+def non_finite(node: Any) -> bool:
+    """Whether a free-form value (a Kubernetes object given verbatim) holds a NaN or an
+    infinity somewhere: JSON cannot carry one, so the API server would never store it."""
+    if isinstance(node, dict):
+        return any(non_finite(v) for v in node.values())
+    if isinstance(node, list):
+        return any(non_finite(v) for v in node)
+    return isinstance(node, float) and not math.isfinite(node)
+
+
 def reserved_label(key: str) -> bool:
     """Whether the operator owns this label key on the objects it renders."""
     return key.startswith(OPERATOR_LABEL_PREFIX) or key in APP_LABELS
 
 
-# Kept equal to sorted(GPUS) by a test; spelled out so type checkers see the values.
-GpuType = Literal["A10", "A100", "A100-40GB", "H100", "H200", "L4", "L40S", "T4"]
+# A GPU type name, looked up in the cluster's GPU type mapping (api/accelerators.py) when used.
+GpuType = Annotated[str, Field(min_length=1, max_length=63, pattern=GPU_TYPE_NAME)]
 
 
 def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:
@@ -112,9 +149,25 @@ def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, An
 
 
 class _Model(BaseModel):
+    # strict: a number is never read from a string nor a boolean from 1, as the API server's
+    # schema refuses them; no NaN or infinity (YAML can spell them, JSON cannot).
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        """A field given as null is a field not given: the API server prunes nulls before it
+        applies defaults, and `paretoscale plan` reads a manifest the same way."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 class ABTest(_Model):
@@ -165,15 +218,18 @@ class TrafficSpec(_Model):
             ]
         }
     )
-    min_replicas: int = Field(1, ge=0, le=1000, description="Fewest replicas of the variant.")
-    max_replicas: int = Field(16, ge=1, le=1000, description="Most replicas of the variant.")
+    min_replicas: Whole = Field(1, ge=0, le=1000, description="Fewest replicas of the variant.")
+    max_replicas: Whole = Field(16, ge=1, le=1000, description="Most replicas of the variant.")
     target_utilization: float = Field(
         0.8, gt=0, le=1, description="Share of a replica's capacity at the SLO to use."
     )
     expected_requests_per_second: float = Field(
-        0, ge=0, description="Load assumed before metrics exist (a new ModelDeployment)."
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Load assumed before metrics exist (a new ModelDeployment).",
     )
-    scale_down_stabilization_seconds: int = Field(
+    scale_down_stabilization_seconds: Whole = Field(
         300, ge=0, description="Replicas go down only after lower targets held this long."
     )
 
@@ -190,18 +246,22 @@ class TrafficSpec(_Model):
 class GpuPool(_Model):
     """A GPU type the ModelDeployment may use: price fallback and inventory."""
 
-    type: GpuType = Field(description="GPU type: " + ", ".join(sorted(GPUS)) + ".")
+    type: GpuType = Field(
+        description="GPU type, a name in the operator's GPU type mapping: built in "
+        + ", ".join(sorted(GPUS))
+        + "; more with --gpu-types-file or the chart value gpuTypes."
+    )
     usd_per_hour: Usd = Field(
         description="Price of one GPU for one hour, used when Prometheus has no live price."
     )
-    available: int = Field(ge=0, le=100000, description="GPUs of this type the model may use.")
+    available: Whole = Field(ge=0, le=100000, description="GPUs of this type the model may use.")
 
 
 class GpuRequest(_Model):
     """The GPUs one replica of a variant needs."""
 
     type: GpuType = Field(description="GPU type this variant runs on; must be listed in gpus.")
-    count: int = Field(1, ge=1, le=16, description="GPUs per replica.")
+    count: Whole = Field(1, ge=1, le=16, description="GPUs per replica.")
 
 
 class SpeculativeSpec(_Model):
@@ -213,7 +273,7 @@ class SpeculativeSpec(_Model):
     model: str | None = Field(
         None, max_length=253, description="Draft or EAGLE head model (not for ngram)."
     )
-    num_speculative_tokens: int = Field(3, ge=1, le=16, description="Tokens proposed per step.")
+    num_speculative_tokens: Whole = Field(3, ge=1, le=16, description="Tokens proposed per step.")
 
 
 QUANTIZATIONS = (
@@ -243,11 +303,11 @@ class VllmSpec(_Model):
         None, description="--kv-cache-dtype"
     )
     speculative: SpeculativeSpec | None = Field(None, description="--speculative-config")
-    tensor_parallel_size: int | None = Field(
+    tensor_parallel_size: OptionalWhole = Field(
         None, ge=1, le=16, description="--tensor-parallel-size"
     )
-    max_model_len: int | None = Field(None, ge=1, description="--max-model-len")
-    max_num_seqs: int | None = Field(None, ge=1, le=4096, description="--max-num-seqs")
+    max_model_len: OptionalWhole = Field(None, ge=1, le=100_000_000, description="--max-model-len")
+    max_num_seqs: OptionalWhole = Field(None, ge=1, le=4096, description="--max-num-seqs")
     gpu_memory_utilization: float | None = Field(
         None, gt=0, le=1, description="--gpu-memory-utilization"
     )
@@ -287,7 +347,6 @@ class VariantSpec(_Model):
                     "self.minReplicas <= self.maxReplicas",
                     "variant minReplicas must be <= maxReplicas",
                 ),
-                *cel_rules(),
             ]
         }
     )
@@ -314,17 +373,24 @@ class VariantSpec(_Model):
         "by a work model. Default: the Azure conversation trace means, 1155 prompt and 211 "
         "output tokens.",
     )
-    parameters: int | None = Field(
-        None, ge=1, description="Parameter count; without a profile, capacity is a FLOP estimate."
+    parameters: OptionalWhole = Field(
+        None,
+        ge=1,
+        le=10**14,
+        description="Parameter count; without a profile, capacity is a FLOP estimate.",
     )
-    min_replicas: int | None = Field(None, ge=0, le=1000, description="Overrides traffic bounds.")
-    max_replicas: int | None = Field(None, ge=1, le=1000, description="Overrides traffic bounds.")
+    min_replicas: OptionalWhole = Field(
+        None, ge=0, le=1000, description="Overrides traffic bounds."
+    )
+    max_replicas: OptionalWhole = Field(
+        None, ge=1, le=1000, description="Overrides traffic bounds."
+    )
     one_time_cost_usd: Usd | None = Field(
         None,
         alias="oneTimeCostUSD",
         description="Distillation or quantization work; payback is reported.",
     )
-    startup_seconds: int = Field(
+    startup_seconds: Whole = Field(
         300, ge=0, le=7200, description="Time a new replica takes to load and become Ready."
     )
 
@@ -345,11 +411,6 @@ class VariantSpec(_Model):
                 f"variant {self.name!r} needs a profile (measured with `vllm bench serve`, "
                 "see `paretoscale profile`) or parameters (for a FLOP-proxy estimate)"
             )
-        problem = gpu_problem(
-            self.name, self.gpu.type, self.vllm.model, self.vllm.dtype, self.vllm.quantization
-        )
-        if problem:
-            raise ValueError(problem)
         if (
             self.min_replicas is not None
             and self.max_replicas is not None
@@ -362,7 +423,7 @@ class VariantSpec(_Model):
 class RolloutSpec(_Model):
     """How carefully to move between variants."""
 
-    min_dwell_seconds: int = Field(
+    min_dwell_seconds: Whole = Field(
         1800, ge=0, description="Least time on a variant before leaving."
     )
     switch_margin: float = Field(
@@ -371,13 +432,21 @@ class RolloutSpec(_Model):
         description="Least gain in net value per hour to switch, as a share of the current "
         "variant's hourly cost.",
     )
-    ready_timeout_seconds: int = Field(
+    ready_timeout_seconds: Whole = Field(
         1200, ge=1, description="Roll back when the target is not Ready in this time."
     )
-    verify_seconds: int = Field(
+    verify_seconds: Whole = Field(
         60, ge=0, description="Analysis window on the target before the Service moves."
     )
-    drain_grace_seconds: int = Field(
+    verify_timeout_seconds: Whole = Field(
+        600,
+        ge=1,
+        le=86400,
+        description="Roll back when the target has no successful analysis this long after "
+        "verification began (no metrics, too little traffic, no latency reading); at least "
+        "verifySeconds.",
+    )
+    drain_grace_seconds: Whole = Field(
         60, ge=0, description="The old variant keeps serving this long after the Service moved."
     )
 
@@ -385,10 +454,28 @@ class RolloutSpec(_Model):
 class TemplateSpec(_Model):
     """Pod overrides for every variant's Deployment."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!has(self.podLabels) || self.podLabels.all(k, !k.startsWith('"
+                    + OPERATOR_LABEL_PREFIX
+                    + "') && !(k in ["
+                    + ", ".join(f"'{k}'" for k in APP_LABELS)
+                    + "]))",
+                    "podLabels may not set paretoscale.io/* or app.kubernetes.io/name, instance, "
+                    "component, managed-by: the operator sets these labels",
+                    ".podLabels",
+                )
+            ]
+        }
+    )
+
     image: str = Field("vllm/vllm-openai:v0.11.0", max_length=512, description="Container image.")
     resources: dict[str, Any] | None = Field(
         None,
-        description="Container resources; nvidia.com/gpu is set from the variant.",
+        description="Container resources; the GPU type's extended resource (nvidia.com/gpu, "
+        "amd.com/gpu, ...) is set from the variant.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     node_selector: dict[str, str] | None = Field(None, description="Added to the GPU selector.")
@@ -471,7 +558,7 @@ class TemplateSpec(_Model):
     priority_class_name: str | None = Field(
         None, max_length=253, pattern=DNS_SUBDOMAIN, description="Pod priorityClassName."
     )
-    termination_grace_period_seconds: int = Field(
+    termination_grace_period_seconds: Whole = Field(
         120,
         ge=0,
         le=86400,
@@ -501,6 +588,23 @@ class TemplateSpec(_Model):
                 "rename yours, or mount it at /dev/shm (it then replaces the operator's)"
             )
         return self
+
+    @field_validator(
+        "resources",
+        "tolerations",
+        "env",
+        "volumes",
+        "volume_mounts",
+        "affinity",
+        "topology_spread_constraints",
+        "pod_security_context",
+        "container_security_context",
+    )
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        if non_finite(value):
+            raise ValueError("holds NaN or an infinity, which no Kubernetes object can")
+        return value
 
     @field_validator("resources")
     @classmethod

@@ -6,7 +6,9 @@ PodDisruptionBudgets, by object key `Kind/name`), so the tick loop and every rec
 API. `put_*` return whether something that matters to a decision changed, which is when a
 reconcile runs at once instead of at the next tick. `synced` turns True once every watched
 kind has been listed (controller/sync.py): before that an absent object may merely not be
-listed yet, so nothing acts.
+listed yet, so nothing acts. A watch can miss a deletion (a relist after its history expired
+shows only what exists): a periodic relisting (controller/sync.py) drops what it no longer
+shows (`vanished`), unless a watch event stored it after the listing began (`stamp`).
 """
 
 from __future__ import annotations
@@ -29,11 +31,21 @@ class Cache:
     deployments: dict[Key, dict[str, VariantFacts]] = field(default_factory=dict)
     objects: dict[Key, dict[str, Observed]] = field(default_factory=dict)
     synced: bool = False
+    # A counter of stores, and when each ModelDeployment / rendered object was last stored:
+    # a relisting keeps what a watch event stored after the listing began.
+    stamp: int = 0
+    touched: dict[tuple[Key, str], int] = field(default_factory=dict)
+    variant_of: dict[tuple[Key, str], str] = field(default_factory=dict)  # Deployment -> variant
+
+    def _touch(self, key: Key, what: str) -> None:
+        self.stamp += 1
+        self.touched[(key, what)] = self.stamp
 
     def put_md(self, body: Mapping[str, Any]) -> bool:
         """Store the object; True when it is new or its spec changed (a new generation)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
+        self._touch(key, "")
         self.mds[key] = body
         gen = meta.get("generation")
         changed = key not in self.generations or self.generations[key] != gen
@@ -41,10 +53,13 @@ class Cache:
         return changed
 
     def drop_md(self, namespace: str, name: str) -> None:
+        self._touch((namespace, name), "")
         self.mds.pop((namespace, name), None)
         self.generations.pop((namespace, name), None)
         self.deployments.pop((namespace, name), None)
         self.objects.pop((namespace, name), None)
+        for k in [k for k in self.variant_of if k[0] == (namespace, name)]:
+            del self.variant_of[k]
 
     def put_deployment(
         self, namespace: str, md: str, variant: str, facts: VariantFacts | None
@@ -79,6 +94,7 @@ class Cache:
         if md is None:
             return None
         ns = meta["namespace"]
+        self._touch((ns, md), f"{kind}/{meta['name']}")
         changed = self.put_object(
             ns, md, f"{kind}/{meta['name']}", None if deleted else observed_of(body)
         )
@@ -90,6 +106,7 @@ class Cache:
                     ready=int((body.get("status") or {}).get("readyReplicas") or 0),
                 )
             variant = labels.get(LABEL_VARIANT, "")
+            self.variant_of[((ns, md), f"{kind}/{meta['name']}")] = variant
             changed = self.put_deployment(ns, md, variant, facts) or changed
         return (ns, md) if changed else None
 
@@ -98,3 +115,25 @@ class Cache:
 
     def observed(self, key: Key) -> dict[str, Observed]:
         return dict(self.objects.get(key, {}))
+
+    def vanished(
+        self, since: int, mds: set[Key], objects: set[tuple[Key, str]]
+    ) -> tuple[list[Key], list[tuple[Key, str]]]:
+        """What a complete listing that began at `stamp` == `since` no longer shows (its
+        ModelDeployment keys `mds`, its rendered objects `objects` as (md key, `Kind/name`)),
+        and no watch event stored since: (ModelDeployments, rendered objects) gone."""
+        gone_mds = [k for k in self.mds if k not in mds and self.touched.get((k, ""), 0) <= since]
+        gone_objects = [
+            (k, obj)
+            for k, by_key in self.objects.items()
+            for obj in by_key
+            if (k, obj) not in objects and self.touched.get((k, obj), 0) <= since
+        ]
+        return gone_mds, gone_objects
+
+    def forget_object(self, key: Key, obj: str) -> None:
+        """Forget one rendered object (`Kind/name`) a relisting no longer shows."""
+        self.put_object(key[0], key[1], obj, None)
+        variant = self.variant_of.pop((key, obj), None)
+        if variant is not None:
+            self.put_deployment(key[0], key[1], variant, None)

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from paretoscale.cliargs import gpu_price, number, port
-from paretoscale.config import OperatorSettings
+from paretoscale.config import OperatorSettings, read_gpu_types
 from paretoscale.controller.logs import LEVELS, configure_logging
+from paretoscale.errors import SpecError
 
 log = logging.getLogger("paretoscale")
 
@@ -46,10 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=number(0, 86400, lo_open=True, unit="seconds"),
         help="poll and decision interval (default 30)",
     )
+    p.add_argument(
+        "--resync-seconds",
+        type=number(0, 86400, lo_open=True, unit="seconds"),
+        help="list every watched kind again this often; drop what vanished (default 300)",
+    )
     p.add_argument("--rate-window", help="PromQL range for rates and histograms (default 2m)")
     p.add_argument("--stale-after-seconds", type=number(0, 1e6, lo_open=True, unit="seconds"))
     p.add_argument(
         "--queries-file", help="YAML: query name -> PromQL template overriding a default"
+    )
+    p.add_argument(
+        "--gpu-types-file",
+        help="YAML `gpuTypes: {NAME: {...}}`: GPU types added to the built-in table, or fields "
+        "of built-in ones overridden (node label, extended resource, figures)",
+    )
+    p.add_argument(
+        "--gpu-types-preset",
+        choices=["nfd", "gke"],
+        help="node labels of the built-in GPU types: nfd (nvidia.com/gpu.product, default) or "
+        "gke (cloud.google.com/gke-accelerator)",
     )
     p.add_argument(
         "--default-mode", choices=["Recommend"], help="force every ModelDeployment to Recommend"
@@ -70,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--lease-name", help="name of the Lease (default paretoscale)")
     p.add_argument("--lease-namespace", help="namespace of the Lease (default: default)")
+    seconds = number(0, 86400, lo_open=True, unit="seconds")
+    p.add_argument(
+        "--lease-duration-seconds",
+        type=seconds,
+        help="a standby takes the Lease over after this without renewal (default 15)",
+    )
+    p.add_argument(
+        "--lease-renew-deadline-seconds",
+        type=seconds,
+        help="the leader writes nothing once its last renewal is older than this, and steps "
+        "down (default 10)",
+    )
+    p.add_argument("--lease-retry-seconds", type=seconds, help="renewal interval (default 2)")
+    p.add_argument(
+        "--api-timeout-seconds",
+        type=seconds,
+        help="every Kubernetes API call gives up after this; at most lease duration - renew "
+        "deadline (default 5)",
+    )
     p.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, then KUBECONFIG)")
     p.add_argument(
         "--log-format",
@@ -112,6 +148,13 @@ def main(argv: Sequence[str]) -> int:
         for err in e.errors():
             print(f"  {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
         return 2
+    try:
+        gpu_types = read_gpu_types(settings.gpu_types_file, settings.gpu_types_preset)
+    except SpecError as e:
+        print(f"error: invalid GPU types file {e.source}:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     infinite = _non_finite(settings)
     if infinite:
         print("error: invalid operator settings:", file=sys.stderr)
@@ -120,12 +163,13 @@ def main(argv: Sequence[str]) -> int:
         return 2
     configure_logging(args.log_format, "DEBUG" if args.verbose else args.log_level)
     log.info("settings %s", json.dumps(settings.model_dump()))
+    log.info("GPU types: %s", gpu_types.source)
     from kubernetes.config import ConfigException
 
     from paretoscale.controller.startup import run_operator
 
     try:
-        asyncio.run(run_operator(settings, args.kubeconfig))
+        asyncio.run(run_operator(settings, args.kubeconfig, gpu_types))
     except ConfigException as e:
         source = args.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
         log.critical(

@@ -27,10 +27,26 @@ WORKLOADS = (
 )
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No last-handled state: kopf builds and diffs one (a deep copy of the body) on every
+    watch event for change-detecting handlers, and this operator has none. Nothing is read
+    from or written to the objects."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
+
+
 def configure_watching(settings: kopf.OperatorSettings) -> None:
-    """Server-side label selectors on the watches of the rendered kinds."""
+    """Server-side label selectors on the watches of the rendered kinds; no diff base."""
     for _, _, plural, _ in WORKLOADS:
         settings.watching.label_selectors[plural] = MANAGED_SELECTOR
+    settings.persistence.diffbase_storage = NoDiffBase()
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -40,6 +56,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
         meta = body["metadata"]
         if event["type"] == "DELETED":
             ctx.cache.drop_md(meta["namespace"], meta["name"])
+            ctx.metrics.forget(meta["namespace"], meta["name"])
             ctx.objects.pop(meta["uid"], None)
             return
         if ctx.cache.put_md(dict(body)):  # new, or the spec changed: act now, not next tick

@@ -5,7 +5,8 @@ then the record's extra fields: kopf's reference to the object a line is about b
 `object` ({apiVersion, kind, name, uid, namespace}); an exception becomes the string field
 `exception` (its traceback), a stack the string field `stack`. Every value is made
 JSON-safe (non-finite floats and unknown objects become strings), and non-ASCII characters are
-escaped, so a line never contains a raw newline and always parses with `json.loads`.
+escaped, so a line never contains a raw newline and always parses with `json.loads`. Both
+formats pass every line through `redact()`: no URL userinfo, bearer token or password is logged.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
+
+from paretoscale.redact import redact
 
 LogFormat = Literal["json", "text"]
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -64,7 +67,7 @@ class JsonFormatter(logging.Formatter):
             doc["exception"] = record.exc_text
         if record.stack_info:
             doc["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(jsonable(doc), ensure_ascii=True, allow_nan=False)
+        return redact(json.dumps(jsonable(doc), ensure_ascii=True, allow_nan=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -79,19 +82,23 @@ class TextFormatter(logging.Formatter):
         if isinstance(ref, Mapping) and ref.get("name"):
             where = "/".join(str(p) for p in (ref.get("namespace"), ref["name"]) if p)
             head, sep, rest = line.partition(": ")
-            return f"{head}{sep}[{where}] {rest}"
-        return line
+            return redact(f"{head}{sep}[{where}] {rest}")
+        return redact(line)
 
 
 def configure_logging(
     fmt: LogFormat = "json", level: str = "INFO", stream: TextIO | None = None
 ) -> logging.Handler:
     """Send every logger's records (the operator's, kopf's, the clients') at `level` and above
-    to `stream` (stderr) in `fmt`; replaces the root logger's handlers. Returns the handler."""
+    to `stream` (stderr) in `fmt`; replaces the root logger's handlers. Returns the handler.
+    kopf's per-object lines ("Handler ... succeeded", one per watch event) show only at DEBUG:
+    at INFO they would be a line per status write of every ModelDeployment."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    kopf_objects = logging.getLogger("kopf.objects")
+    kopf_objects.setLevel(logging.DEBUG if level == "DEBUG" else max(root.level, logging.WARNING))
     logging.captureWarnings(True)
     return handler

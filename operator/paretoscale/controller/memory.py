@@ -108,14 +108,54 @@ def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeployment
     return status.model_copy(update={"saturation": saturation, "forecast": forecast})
 
 
-def status_changed(new: ModelDeploymentStatus, old: ModelDeploymentStatus) -> bool:
-    """Whether the status must be written: anything but the decision/observation times and
-    the forecast's per-tick figures changed (the forecast is written when its slot moves)."""
+STATUS_REFRESH_S = 300.0  # figures-only changes are written at most this often
 
-    def key(s: ModelDeploymentStatus) -> dict[str, object]:
-        doc = comparable(s)
-        f = doc.pop("forecast", None)
-        doc["forecastSlot"] = f.get("slot") if isinstance(f, dict) else None
-        return doc
 
-    return key(new) != key(old)
+def status_changed(
+    new: ModelDeploymentStatus,
+    old: ModelDeploymentStatus,
+    since_write_s: float | None = None,
+    refresh_s: float = STATUS_REFRESH_S,
+) -> bool:
+    """Whether the status must be written. Never when only the decision/observation times
+    or the forecast's per-tick figures moved (the forecast is written when its slot moves).
+    Within `refresh_s` of the last write (`since_write_s`; None: unknown), only a change in
+    substance is written (`substance`): live figures that move every tick (rates, latency,
+    costs, the words of reasons and messages) then wait for the next refresh, so a fleet
+    whose decisions hold writes about once per `refresh_s` per object, not once per tick."""
+    if since_write_s is not None and since_write_s < refresh_s:
+        return substance(new) != substance(old)  # cheap: no dump of either status
+    return _key(new) != _key(old)
+
+
+def _key(s: ModelDeploymentStatus) -> dict[str, object]:
+    doc = comparable(s)
+    f = doc.pop("forecast", None)
+    doc["forecastSlot"] = f.get("slot") if isinstance(f, dict) else None
+    return doc
+
+
+def substance(s: ModelDeploymentStatus) -> tuple[object, ...]:
+    """What a reader or a restarted operator acts on: the decision (variant and replicas;
+    its action and reasons are words about the same choice), the rollout, each condition's type/status/reason, each variant's feasibility
+    and replicas, the memory's counters and windows, corrections to two significant digits,
+    the forecast's slot; not the figures that move with every scrape."""
+    d, sat = s.decision, s.saturation
+    return (
+        s.observed_generation,
+        s.phase,
+        s.active_variant,
+        s.target_variant,
+        s.replicas,
+        (d.variant, d.replicas) if d else None,
+        s.rollout.model_dump(exclude={"message"}),
+        tuple((c.type, c.status, c.reason, c.observed_generation) for c in s.conditions),
+        tuple((v.name, v.feasible, v.on_frontier, v.replicas, v.basis) for v in s.frontier),
+        tuple((w.to_variant, w.at, w.outcome) for w in s.last_switches),
+        tuple(sorted((k, _sig(v, 2)) for k, v in s.capacity_corrections.items())),
+        s.variant_since,
+        s.scale_down.model_dump() if s.scale_down else None,
+        (sat.variant, sat.over_slo_ticks, sat.waiting_ticks) if sat else None,
+        s.forecast.slot if s.forecast else None,
+        s.observed.basis if s.observed else None,
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
@@ -21,6 +23,9 @@ class OperatorMetrics:
     tick_seconds: Histogram
     queries_per_tick: Gauge
     modeldeployments: Gauge
+    deferred: Gauge
+    status_writes: Counter
+    decision_age: Gauge
     build_info: Info
 
     @classmethod
@@ -73,10 +78,44 @@ class OperatorMetrics:
             modeldeployments=Gauge(
                 "paretoscale_modeldeployments", "ModelDeployments in the cache.", registry=r
             ),
+            status_writes=Counter(
+                "paretoscale_status_writes",
+                "ModelDeployment status writes (each a watch event for every watcher).",
+                registry=r,
+            ),
+            deferred=Gauge(
+                "paretoscale_tick_deferred_modeldeployments",
+                "ModelDeployments the last tick left to a later one (its budget was spent).",
+                registry=r,
+            ),
+            decision_age=Gauge(
+                "paretoscale_decision_age_max_seconds",
+                "Longest time since any ModelDeployment was last reconciled.",
+                registry=r,
+            ),
             apply_errors=Counter(
                 "paretoscale_apply_errors", "Failed applies to the Kubernetes API.", md, registry=r
             ),
         )
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Remove every series of one ModelDeployment (it is gone), so /metrics shows only
+        objects that exist."""
+        md = (namespace, name)
+        series: list[tuple[Any, tuple[str, ...]]] = [
+            (self.hourly_cost, md),
+            (self.net_value, md),
+            (self.apply_errors, md),
+            *((self.decisions, (*md, action)) for action in ACTIONS),
+            *((self.switches, (*md, outcome)) for outcome in OUTCOMES),
+        ]
+        for metric, labels in series:
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
+
+
+ACTIONS = ("stay", "scale", "switch", "hold")  # the decision actions (decide/types.py)
+OUTCOMES = ("completed", "rolledBack")  # the switch outcomes (rollout/machine.py)
 
 
 def package_version() -> str:

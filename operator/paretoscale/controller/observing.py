@@ -2,17 +2,19 @@
 
 Wraps observe.observation_for: the Observation the tick reads, with per variant the signals
 of its replicas (`VariantSignals`: completions per reporting replica, requests in the rate
-window, latency at the SLO with its bucket, queue, KV cache) for the saturation guard, the
-live correction and the rollout analysis.
+window, latency at the SLO with its bucket, queue, KV cache, requests finished, failed and
+aborted since its replicas started) for the saturation guard, the live correction and the
+rollout analysis.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
@@ -91,6 +93,9 @@ def signals(
         waiting=f.waiting,
         running=f.running,
         kv_cache_usage=f.kv_cache_usage,
+        finished_total=f.finished_total,
+        errors_total=f.errors_total,
+        aborts_total=f.aborts_total,
     )
 
 
@@ -102,7 +107,9 @@ def observe_md(
     spec: ModelDeploymentSpec,
     now: float,
     corrections: Mapping[str, float],
+    gpus: Mapping[str, int] | None = None,
 ) -> MdObservation:
+    """`gpus`: GPUs per type the cluster shows (gpus_available); None: not listed."""
     model = observation_for(
         snapshot if settings.prometheus_url else None,
         namespace,
@@ -116,6 +123,8 @@ def observe_md(
     obs = model.observation
     if settings.prometheus_url is None:
         obs = replace(obs, metrics_expected=False)
+    if gpus is not None:
+        obs = replace(obs, gpus_available=dict(gpus))
     window_s = duration_s(settings.rate_window)
     mine = (
         snapshot.for_modeldeployment(namespace, name)
@@ -146,11 +155,14 @@ def operator_inputs(
     now: float,
     status: ModelDeploymentStatus,
     fresh: TickMemory | None = None,
+    gpus: Mapping[str, int] | None = None,
 ) -> tuple[MdObservation, TickMemory]:
     """What the tick reads in the operator: the observation from the poller's snapshot and
     the memory from the last status (saturation and forecast from `fresh`, this process's
     newest, when there is one). controller/reconcile.py calls this, then tick()."""
-    seen = observe_md(snapshot, settings, namespace, name, spec, now, status.capacity_corrections)
+    seen = observe_md(
+        snapshot, settings, namespace, name, spec, now, status.capacity_corrections, gpus
+    )
     return seen, tick_memory(status, fresh)
 
 
@@ -158,3 +170,70 @@ def tick_options(settings: OperatorSettings, mode: Mode) -> TickOptions:
     """How the operator runs the tick: every piece on, in the ModelDeployment's mode, at the
     poller's interval."""
     return TickOptions(mode=mode, tick_seconds=settings.tick_seconds)
+
+
+def _ready(node: Mapping[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _quantity(value: Any) -> int:
+    """An extended resource's quantity ('8', 8) as an integer; 0 when unreadable."""
+    try:
+        return int(float(str(value)))
+    except ValueError:
+        return 0
+
+
+def _requested(pod: Mapping[str, Any], resource: str) -> int:
+    spec = pod.get("spec") or {}
+    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
+    return sum(
+        _quantity(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
+        for c in containers
+    )
+
+
+def gpus_available(
+    spec: ModelDeploymentSpec,
+    nodes: Sequence[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
+    own: Callable[[Mapping[str, Any]], bool],
+    gpus: GpuTypes = BUILTIN,
+) -> dict[str, int]:
+    """GPUs of each of spec.gpus' types this ModelDeployment can hold now
+    (Observation.gpus_available), from the cluster's node and pod lists (API JSON):
+    the allocatable GPUs (the type's extended resource) of Ready, schedulable nodes whose
+    labels carry the type's nodeSelector, minus the GPUs requested by pods scheduled there
+    that are not this ModelDeployment's (`own`) and have not finished. A type of no known
+    GPU is left out (spec.gpus alone bounds it); a type no node carries is 0. `gpus`: the
+    GPU type mapping (each type's node label and extended resource)."""
+    out: dict[str, int] = {}
+    for g in spec.gpus:
+        gpu = gpus.types.get(g.type)
+        if gpu is None:
+            continue
+        on = {
+            (n.get("metadata") or {}).get("name"): n
+            for n in nodes
+            if _ready(n)
+            and all(
+                ((n.get("metadata") or {}).get("labels") or {}).get(k) == v
+                for k, v in gpu.node_selector.items()
+            )
+        }
+        total = sum(
+            _quantity(((n.get("status") or {}).get("allocatable") or {}).get(gpu.resource, 0))
+            for n in on.values()
+        )
+        used = sum(
+            _requested(p, gpu.resource)
+            for p in pods
+            if (p.get("spec") or {}).get("nodeName") in on
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            and not own(p)
+        )
+        out[g.type] = max(0, total - used)
+    return out

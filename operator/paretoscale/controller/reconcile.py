@@ -1,12 +1,19 @@
 """One reconcile of one ModelDeployment: the imperative shell around the pure tick.
 
     status + spec ─► observe (snapshot, no I/O) ─► tick (tick/tick.py) ─► plan_changes
-                      memory (controller/memory.py) ─┘        │                 │
-                                   status patch + events ◄────┴────── apply (SSA) ◄
+                      memory (controller/memory.py) ─┘                          │
+                     status (the intent) ─► events, switch count ─► apply (SSA) ◄
 
-Reads no API: the Deployments, Services and PodDisruptionBudgets come from the watch cache
-(controller/cache.py), metrics from the poller's snapshot, the last status from the
-per-object memory (we are its only writer) or the object. Acts only once the cache has listed
+The status that records a step (its phase, target, replicas) is written before any apply
+the step leads to, so a process that dies in between resumes from the step; it replaces the
+stored status at the resourceVersion last seen (a dropped field is removed), and a conflict
+re-reads the object and decides again next tick. A step's events and its switch are counted
+once its status is written: a status write that fails applies and posts nothing.
+
+Reads no API (but the Pending pods of a Deployment short of Ready replicas, named in
+condition CapacityPending): the Deployments, Services and PodDisruptionBudgets come from the
+watch cache (controller/cache.py), metrics from the poller's snapshot, the last status from
+the per-object memory (we are its only writer) or the object. Acts only once the cache has listed
 every watched kind (`Cache.synced`). Applies what the cache shows differs from the rendering
 (actuate/plan.py), so a deleted or hand-scaled object is repaired on the next tick; nothing is
 applied to a ModelDeployment that is being deleted (deletionTimestamp). A spec that cannot
@@ -23,19 +30,22 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from paretoscale.actuate.kube import Kube
+from paretoscale.actuate.kube import Kube, StatusConflict
 from paretoscale.actuate.ownership import Conflict, OwnerRefs, first_conflict
 from paretoscale.actuate.plan import Changes, Observed, object_key, plan_changes
-from paretoscale.actuate.render import Owner
+from paretoscale.actuate.render import LABEL_MD, Owner
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
+from paretoscale.api.admission import gpu_type_problems
 from paretoscale.api.conditions import get_condition
 from paretoscale.api.manifest import parse_spec
 from paretoscale.api.names import collisions, name_problems
 from paretoscale.api.status import ModelDeploymentStatus
+from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.memory import status_changed, with_memory
@@ -61,11 +71,15 @@ log = logging.getLogger("paretoscale")
 class ObjectMemory:
     """What this process remembers about one ModelDeployment between ticks."""
 
+    spec: tuple[int, ModelDeploymentSpec] | None = None  # (generation, its parsed spec)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     status: ModelDeploymentStatus | None = None
     tick: TickMemory | None = None  # the newest tick memory (status holds the last written)
     error_event_at: float | None = None  # when the last ReconcileError event was posted
     error_message: str | None = None
+    written_at: float | None = None  # when this process last wrote the status (ctx.clock)
+    version: str | None = None  # the resourceVersion our last status write made
+    version_base: str | None = None  # the cached object's resourceVersion that write was based on
 
 
 @dataclass
@@ -77,6 +91,7 @@ class Context:
     metrics: OperatorMetrics
     latest_snapshot: Callable[[], Any]
     clock: Callable[[], float] = time.time
+    gpu_types: GpuTypes = BUILTIN  # the cluster's GPU type mapping (--gpu-types-file)
     cache: Cache = field(default_factory=Cache)
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
 
@@ -157,10 +172,29 @@ async def _report_error(
         return
     try:
         await asyncio.wait_for(
-            _write_status(ctx, ns, name, new, mem), ctx.settings.reconcile_timeout_seconds
+            _write_status(ctx, body, new, mem), ctx.settings.reconcile_timeout_seconds
         )
     except Exception as e:  # the API itself may be what fails; the log says it
         log.warning("%s/%s: writing the ReconcileError condition failed: %s", ns, name, e)
+
+
+def _spec_of(ctx: Context, mem: ObjectMemory, body: Mapping[str, Any]) -> ModelDeploymentSpec:
+    """The spec, parsed and checked (names, GPU types) once per generation; SpecError when
+    it cannot be used."""
+    meta = body["metadata"]
+    gen, source = meta.get("generation"), f"{meta['namespace']}/{meta['name']}"
+    if gen is not None and mem.spec is not None and mem.spec[0] == gen:
+        return mem.spec[1]
+    spec = parse_spec(body.get("spec") or {}, source)
+    problems = [
+        *name_problems(meta["name"], [v.name for v in spec.variants]),
+        *gpu_type_problems(spec, ctx.gpu_types),
+    ]
+    if problems:
+        raise SpecError(source, problems)
+    if gen is not None:
+        mem.spec = (int(gen), spec)
+    return spec
 
 
 def _old_status(body: Mapping[str, Any], mem: ObjectMemory) -> ModelDeploymentStatus:
@@ -190,15 +224,12 @@ async def _reconcile(
     old = _old_status(body, mem)
 
     try:
-        spec = parse_spec(body.get("spec") or {}, f"{ns}/{name}")
-        problems = name_problems(name, [v.name for v in spec.variants])
-        if problems:
-            raise SpecError(f"{ns}/{name}", problems)
+        spec = _spec_of(ctx, mem, body)
     except SpecError as e:
         new = invalid_spec_status(old, e.problems, now, gen)
         if comparable(new) != comparable(old):
             emit("Warning", "InvalidSpec", "; ".join(e.problems)[:1024])
-            await _write_status(ctx, ns, name, new, mem)
+            await _write_status(ctx, body, new, mem)
         return
 
     mode = ctx.settings.default_mode or spec.mode
@@ -214,49 +245,39 @@ async def _reconcile(
             state0.active,
         )
     outcome = tick(
-        spec, memory, seen.observation, deployments, now, tick_options(ctx.settings, mode)
+        spec,
+        memory,
+        replace(seen.observation, gpu_types=ctx.gpu_types),
+        deployments,
+        now,
+        tick_options(ctx.settings, mode),
     )
     decision = outcome.decision
     mem.tick = outcome.memory
 
     result_step = outcome.step
-    apply_error = None
     conflict: str | None = None
     collision = False
+    changes = Changes()
+    read_error = None
     if result_step is not None:
         owner = Owner(name, ns, meta["uid"])
-        changes = plan_changes(owner, spec, result_step.fleet, set(deployments), observed)
+        changes = plan_changes(
+            owner, spec, result_step.fleet, set(deployments), observed, ctx.gpu_types
+        )
         try:
-            conflict = _name_collision(ctx, body)
-            collision = conflict is not None
-            if conflict is None:
-                found = await _ownership_conflict(ctx, owner, changes.apply, observed)
-                if found is not None:
-                    conflict, collision = found.message(name), found.collision
-            if conflict is not None:
-                changes = Changes()  # touch nothing
-                result_step = None
-                mem.tick = None
-                old_conflict = get_condition(old.conditions, "ResourceConflict")
-                if old_conflict is None or (old_conflict.status, old_conflict.message) != (
-                    "True",
-                    conflict,
-                ):
-                    emit("Warning", "ResourceConflict", conflict[:1024])
-            for manifest in changes.apply:
-                await asyncio.to_thread(ctx.kube.apply, manifest)
-            for dep in changes.delete_deployments:
-                await asyncio.to_thread(ctx.kube.delete_deployment, ns, dep)
-        except Exception as e:  # the API refused: keep the old state, say so, retry next tick
-            apply_error = f"applying to the Kubernetes API failed: {e}"[:1024]
-            ctx.metrics.apply_errors.labels(**labels).inc()
-            result_step = None
-            mem.tick = None  # the status (not this tick's memory) is what happened
-        if result_step is not None:
-            for ev in result_step.events:
-                _emit(emit, ev)
-            if result_step.switch is not None:
-                ctx.metrics.switches.labels(**labels, outcome=result_step.switch.outcome).inc()
+            conflict, collision = await _conflict(ctx, body, owner, changes, observed)
+        except Exception as e:  # could not tell: act on nothing, say so, retry next tick
+            read_error = f"reading the Kubernetes API failed: {e}"[:1024]
+        if conflict is not None or read_error is not None:
+            changes, result_step, mem.tick = Changes(), None, None  # touch nothing
+        if conflict is not None:
+            old_conflict = get_condition(old.conditions, "ResourceConflict")
+            if old_conflict is None or (old_conflict.status, old_conflict.message) != (
+                "True",
+                conflict,
+            ):
+                emit("Warning", "ResourceConflict", conflict[:1024])
 
     result = TickResult(
         now=now,
@@ -268,11 +289,22 @@ async def _reconcile(
         metrics_problem=seen.observation.metrics_problem,
         prometheus_configured=ctx.settings.prometheus_url is not None,
         capacity_corrections=dict(outcome.corrections),
-        apply_error=apply_error,
+        apply_error=read_error,
         conflict=conflict,
         collision=collision,
+        pending_pods=await _pending_pods(ctx, ns, name, deployments),
     )
     new = with_memory(build_status(old, result), outcome.memory)
+    # The intent first: the status records the step (its phase, target and replicas) before
+    # any apply it leads to, so a crash in between resumes from the step, never from before it.
+    since = now - mem.written_at if mem.written_at is not None else None
+    if status_changed(new, old, since) and not await _write_status(ctx, body, new, mem):
+        return  # the object changed meanwhile: re-read, decide again next tick
+    if result_step is not None:  # recorded: its events and switch count once
+        for ev in result_step.events:
+            _emit(emit, ev)
+        if result_step.switch is not None:
+            ctx.metrics.switches.labels(**labels, outcome=result_step.switch.outcome).inc()
     if mode == "Recommend" and (
         old.decision is None
         or (old.decision.variant, old.decision.replicas)
@@ -291,8 +323,59 @@ async def _reconcile(
     if serving is not None:
         ctx.metrics.hourly_cost.labels(**labels).set(serving.hourly_cost_usd)
         ctx.metrics.net_value.labels(**labels).set(serving.net_value_per_hour_usd)
-    if status_changed(new, old):
-        await _write_status(ctx, ns, name, new, mem)
+    apply_error = await _apply(ctx, ns, changes)
+    if apply_error is not None:
+        ctx.metrics.apply_errors.labels(**labels).inc()
+        failed = with_memory(
+            build_status(old, replace(result, apply_error=apply_error)), outcome.memory
+        )
+        await _write_status(ctx, body, failed, mem)
+
+
+async def _apply(ctx: Context, ns: str, changes: Changes) -> str | None:
+    """Apply and delete what `changes` says; None when all went through, else why not (the
+    next tick applies again what still differs)."""
+    try:
+        for manifest in changes.apply:
+            await asyncio.to_thread(ctx.kube.apply, manifest)
+        for dep in changes.delete_deployments:
+            await asyncio.to_thread(ctx.kube.delete_deployment, ns, dep)
+    except Exception as e:  # the API refused: say so, retry next tick
+        return f"applying to the Kubernetes API failed: {e}"[:1024]
+    return None
+
+
+async def _conflict(
+    ctx: Context,
+    body: Mapping[str, Any],
+    owner: Owner,
+    changes: Changes,
+    observed: Mapping[str, Observed],
+) -> tuple[str | None, bool]:
+    """(why nothing may be applied, whether that is a name collision); (None, False): go."""
+    conflict = _name_collision(ctx, body)
+    if conflict is not None:
+        return conflict, True
+    found = await _ownership_conflict(ctx, owner, changes.apply, observed)
+    if found is not None:
+        return found.message(owner.name), found.collision
+    return None, False
+
+
+async def _pending_pods(
+    ctx: Context, ns: str, name: str, deployments: Mapping[str, VariantFacts]
+) -> tuple[tuple[str, str], ...] | None:
+    """The pods of this ModelDeployment the scheduler cannot place, (name, why), looked up
+    only while a Deployment has fewer Ready replicas than desired; () when none is short;
+    None when the lookup failed (the condition stays as it was)."""
+    if all(f.ready >= f.desired for f in deployments.values()):
+        return ()
+    try:
+        found = await asyncio.to_thread(ctx.kube.pending_pods, ns, f"{LABEL_MD}={name}")
+    except Exception as e:
+        log.warning("%s/%s: listing Pending pods failed: %s", ns, name, e)
+        return None
+    return tuple(sorted(found))
 
 
 def _name_collision(ctx: Context, body: Mapping[str, Any]) -> str | None:
@@ -333,8 +416,26 @@ def _emit(emit: EmitEvent, ev: Event) -> None:
 
 
 async def _write_status(
-    ctx: Context, ns: str, name: str, status: ModelDeploymentStatus, mem: ObjectMemory
-) -> None:
+    ctx: Context, body: Mapping[str, Any], status: ModelDeploymentStatus, mem: ObjectMemory
+) -> bool:
+    """Replace the stored status with `status` at the resourceVersion this process last saw
+    (a field now None is removed). False on a conflict (409: someone else wrote since): the
+    object is re-read into the cache and this process forgets what it remembered of it, so the
+    next tick decides again from what is stored. Other API errors raise."""
+    meta = body["metadata"]
+    ns, name, seen = meta["namespace"], meta["name"], meta.get("resourceVersion")
+    version = mem.version if mem.version is not None and seen == mem.version_base else seen
     doc = status.model_dump(by_alias=True, exclude_none=True, mode="json")
-    await asyncio.to_thread(ctx.kube.patch_status, ns, name, doc)
-    mem.status = status
+    try:
+        written = await asyncio.to_thread(ctx.kube.replace_status, ns, name, doc, version)
+    except StatusConflict:
+        log.info("%s/%s: changed since read (status conflict); deciding again", ns, name)
+        mem.status, mem.tick, mem.version, mem.version_base = None, None, None, None
+        fresh = await asyncio.to_thread(ctx.kube.read_modeldeployment, ns, name)
+        if fresh is not None:
+            ctx.cache.put_md(fresh)
+        return False
+    mem.status, mem.version, mem.version_base = status, written, seen
+    mem.written_at = ctx.clock()
+    ctx.metrics.status_writes.inc()
+    return True

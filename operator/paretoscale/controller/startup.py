@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -17,21 +18,23 @@ from kubernetes import client, config
 from prometheus_client import start_http_server
 
 from paretoscale.actuate.kube import Kube
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.handlers import configure_watching, register
 from paretoscale.controller.health import Health
 from paretoscale.controller.leader import LeaderElector
-from paretoscale.controller.loop import tick_loop, tick_once
+from paretoscale.controller.loop import CONCURRENCY, tick_loop, tick_once
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.reconcile import Context
-from paretoscale.controller.sync import sync_cache
+from paretoscale.controller.sync import resync_loop, sync_cache
 from paretoscale.observe.prometheus import poller_for
 
 log = logging.getLogger("paretoscale")
 
 
-def kube_from_environment(kubeconfig: str | None) -> Kube:
-    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
+def kube_from_environment(kubeconfig: str | None, timeout_s: float = 10.0) -> Kube:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG); every
+    call gives up after `timeout_s`."""
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
         configuration = client.Configuration.get_default_copy()
@@ -40,7 +43,11 @@ def kube_from_environment(kubeconfig: str | None) -> Kube:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=kubeconfig, client_configuration=configuration
         )
-    return Kube(client.ApiClient(configuration))
+    # No urllib3 retries: it retries a read timeout three times, so a hung call would take
+    # 4 x timeout_s; the next tick is the retry.
+    configuration.retries = 0
+    configuration.connection_pool_maxsize = 2 * CONCURRENCY  # one per API thread
+    return Kube(client.ApiClient(configuration), timeout_s=timeout_s)
 
 
 def connection_info(c: client.Configuration) -> kopf.ConnectionInfo:
@@ -58,22 +65,35 @@ def connection_info(c: client.Configuration) -> kopf.ConnectionInfo:
     )
 
 
-async def run_operator(settings: OperatorSettings, kubeconfig: str | None = None) -> None:
+async def run_operator(
+    settings: OperatorSettings, kubeconfig: str | None = None, gpu_types: GpuTypes = BUILTIN
+) -> None:
     """Serve /metrics and /healthz for the whole life of the process (a standby replica
-    too), then run as the leader (with --leader-election, once the Lease is held)."""
-    kube = kube_from_environment(kubeconfig)
+    too), then run as the leader (with --leader-election, once the Lease is held; every write
+    is refused once the leader is not sure it still holds it, and it steps down)."""
+    kube = kube_from_environment(kubeconfig, settings.api_timeout_seconds)
     metrics = OperatorMetrics.create()
     start_http_server(settings.metrics_port, registry=metrics.registry)
     health = Health(stale_after_s=max(60.0, 5 * settings.tick_seconds))
     health_runner = await health.serve(settings.health_port)
     try:
         if not settings.leader_election:
-            await _run_active(settings, kube, metrics, health)
+            await _run_active(settings, kube, metrics, health, gpu_types)
             return
         identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        elector = LeaderElector(kube.api, settings.lease_namespace, settings.lease_name, identity)
+        elector = LeaderElector(
+            client.ApiClient(kube.api.configuration),  # its own connections: never queued
+            settings.lease_namespace,
+            settings.lease_name,
+            identity,
+            duration_s=settings.lease_duration_seconds,
+            renew_deadline_s=settings.lease_renew_deadline_seconds,
+            retry_s=settings.lease_retry_seconds,
+            timeout_s=settings.api_timeout_seconds,
+        )
+        kube.may_write = elector.holds  # every write asks first
         await elector.acquire()
-        active = asyncio.create_task(_run_active(settings, kube, metrics, health))
+        active = asyncio.create_task(_run_active(settings, kube, metrics, health, gpu_types))
         keeper = asyncio.create_task(elector.keep())
         try:
             done, _ = await asyncio.wait({active, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -88,13 +108,18 @@ async def run_operator(settings: OperatorSettings, kubeconfig: str | None = None
 
 
 async def _run_active(
-    settings: OperatorSettings, kube: Kube, metrics: OperatorMetrics, health: Health
+    settings: OperatorSettings,
+    kube: Kube,
+    metrics: OperatorMetrics,
+    health: Health,
+    gpu_types: GpuTypes = BUILTIN,
 ) -> None:
     registry = kopf.OperatorRegistry()
     register(registry)
-    poller = poller_for(settings)
+    poller = poller_for(settings, gpus=gpu_types)
     ctx = Context(
         settings=settings,
+        gpu_types=gpu_types,
         kube=kube,
         metrics=metrics,
         latest_snapshot=(poller.latest if poller is not None else (lambda: None)),
@@ -113,6 +138,11 @@ async def _run_active(
 
     stop = asyncio.Event()
     health.active = True
+    # API calls run in threads (asyncio.to_thread): as many as reconciles may run at once,
+    # not the default min(32, cores + 4), so a tick's writes are not queued behind each other
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=2 * CONCURRENCY, thread_name_prefix="api")
+    )
 
     async def synced_then_tick() -> None:
         """Nothing acts before every watched kind is listed; then tick at once, then every
@@ -122,7 +152,10 @@ async def _run_active(
         health.ticked()
         await tick_loop(ctx, stop, on_tick=health.ticked)
 
-    tasks = [asyncio.create_task(synced_then_tick())]
+    tasks = [
+        asyncio.create_task(synced_then_tick()),
+        asyncio.create_task(resync_loop(ctx, settings.namespaces, stop)),
+    ]
     if poller is not None:
         tasks.append(asyncio.create_task(poller.run(stop)))
     try:

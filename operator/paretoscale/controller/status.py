@@ -105,6 +105,8 @@ class TickResult:
     apply_error: str | None = None
     conflict: str | None = None  # an object we would apply but do not own (nothing applied)
     collision: bool = False  # the conflict is a <md>-<variant> name collision
+    # (name, scheduler message) of pods that cannot be placed; None: not known this tick
+    pending_pods: tuple[tuple[str, str], ...] | None = ()
 
 
 def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentStatus:
@@ -231,6 +233,7 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
     elif not any(c.type == "Degraded" for c in conds):
         conds = set_condition(conds, "Degraded", False, "AsExpected", "", now_s, gen)
 
+    conds = _slo_reachable(conds, d, now_s, gen)
     if not r.prometheus_configured:
         conds = set_condition(
             conds,
@@ -249,6 +252,7 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
         conds = set_condition(conds, "MetricsAvailable", True, "MetricsFresh", "", now_s, gen)
     conds = set_condition(conds, "SpecValid", True, "Valid", "", now_s, gen)
     conds = _cleared_or_set_conflict(conds, r.conflict, r.collision, now_s, gen)
+    conds = _capacity_pending(conds, r.pending_pods, now_s, gen)
     if (error := get_condition(conds, "ReconcileError")) is not None and error.status == "True":
         conds = set_condition(conds, "ReconcileError", False, "Reconciled", "", now_s, gen)
 
@@ -285,6 +289,22 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
     )
 
 
+def _slo_reachable(
+    conds: list[Condition], d: Decision, now_s: str, gen: int | None
+) -> list[Condition]:
+    """SLOUnreachable: True with the decision's reason when no variant is feasible at the
+    load (decide() then runs the one with the highest net value it can deliver)."""
+    if any(e.feasible for e in d.evaluations):
+        if get_condition(conds, "SLOUnreachable") is None:
+            return conds
+        return set_condition(conds, "SLOUnreachable", False, "SLOReachable", "", now_s, gen)
+    why = next((x for x in d.reasons if x.startswith("no variant meets")), None)
+    message = why or "; ".join(f"{e.name}: {e.reason}" for e in d.evaluations)
+    return set_condition(
+        conds, "SLOUnreachable", True, "NoVariantMeetsSLO", message[:1024], now_s, gen
+    )
+
+
 def _cleared_or_set_conflict(
     conds: list[Condition], conflict: str | None, collision: bool, now_s: str, gen: int | None
 ) -> list[Condition]:
@@ -295,6 +315,29 @@ def _cleared_or_set_conflict(
     old = get_condition(conds, "ResourceConflict")
     if old is not None and old.status == "True":
         return set_condition(conds, "ResourceConflict", False, "NoConflict", "", now_s, gen)
+    return conds
+
+
+def _capacity_pending(
+    conds: list[Condition],
+    pending: tuple[tuple[str, str], ...] | None,
+    now_s: str,
+    gen: int | None,
+) -> list[Condition]:
+    """CapacityPending True naming the pods the scheduler cannot place (e.g. the GPU pool is
+    exhausted), False once none is left (absent if never set); unchanged when not known."""
+    if pending is None:
+        return conds
+    if pending:
+        shown = "; ".join(f"{pod}: {why}" if why else pod for pod, why in pending[:10])
+        more = f" (and {len(pending) - 10} more)" if len(pending) > 10 else ""
+        message = f"{len(pending)} pod(s) Pending, unschedulable: {shown}{more}"
+        return set_condition(
+            conds, "CapacityPending", True, "Unschedulable", message[:4096], now_s, gen
+        )
+    old = get_condition(conds, "CapacityPending")
+    if old is not None and old.status == "True":
+        return set_condition(conds, "CapacityPending", False, "AllScheduled", "", now_s, gen)
     return conds
 
 

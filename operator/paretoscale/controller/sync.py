@@ -7,16 +7,22 @@ and the Deployments, Services and PodDisruptionBudgets it renders, with the same
 label selector as the watches) into the cache, then marks the cache synced. An object a watch
 event already delivered is newer than the listing and is kept. Until the API answers the
 listing is retried; nothing acts meanwhile.
+
+Afterwards the same listing runs every `resync_seconds` (`resync_loop`): a watch that
+restarts after its history expired lists again without telling what was deleted meanwhile,
+so what the relisting no longer shows (and no watch event stored since it began) is dropped
+from the cache, with its memory and its metric series.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
 from paretoscale.actuate.render import LABEL_MD
-from paretoscale.controller.cache import Cache
+from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.handlers import MANAGED_SELECTOR, WORKLOADS
 from paretoscale.controller.reconcile import Context
 
@@ -54,3 +60,56 @@ async def _list_into(ctx: Context, cache: Cache, namespace: str | None) -> None:
                 continue
             if f"{kind}/{meta['name']}" not in cache.observed((meta["namespace"], md)):
                 cache.put_workload(kind, body, deleted=False)
+
+
+async def relist(ctx: Context, namespaces: Sequence[str]) -> list[Key]:
+    """List every watched kind again; store what changed, drop what vanished. Returns the
+    ModelDeployments dropped."""
+    cache, since = ctx.cache, ctx.cache.stamp
+    mds: set[Key] = set()
+    objects: set[tuple[Key, str]] = set()
+    scopes: list[str | None] = list(namespaces) or [None]
+    for scope in scopes:
+        for body in await asyncio.to_thread(ctx.kube.list_modeldeployments, scope):
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            mds.add(key)
+            if cache.touched.get((key, ""), 0) <= since:
+                cache.put_md(body)
+        for _, _, _, kind in WORKLOADS:
+            listed = await asyncio.to_thread(ctx.kube.list_workloads, kind, scope, MANAGED_SELECTOR)
+            for body in listed:
+                meta = body["metadata"]
+                md = (meta.get("labels") or {}).get(LABEL_MD)
+                if md is None:
+                    continue
+                seen = ((meta["namespace"], md), f"{kind}/{meta['name']}")
+                objects.add(seen)
+                if cache.touched.get(seen, 0) <= since:
+                    cache.put_workload(kind, body, deleted=False)
+    gone_mds, gone_objects = cache.vanished(since, mds, objects)
+    for key, obj in gone_objects:
+        cache.forget_object(key, obj)
+    for key in gone_mds:
+        uid = cache.mds[key]["metadata"].get("uid")
+        cache.drop_md(*key)
+        ctx.objects.pop(uid, None)
+        ctx.metrics.forget(*key)
+        log.info("relist: %s/%s is gone; dropped from the cache and the metrics", *key)
+    return gone_mds
+
+
+async def resync_loop(ctx: Context, namespaces: Sequence[str], stop: asyncio.Event) -> None:
+    """`relist` every resync_seconds until `stop`; a failed relisting waits for the next."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=ctx.settings.resync_seconds)
+        if stop.is_set():
+            return
+        try:
+            await relist(ctx, namespaces)
+        except Exception as e:
+            log.warning(
+                "relisting the watched objects failed (%s); next in %gs",
+                e,
+                ctx.settings.resync_seconds,
+            )

@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.evaluate import profile_curve, variant_capacity
 from paretoscale.decide.saturation import DECISIVE, EDGE_NEAR, above_slo, below_slo, on_edge
@@ -81,12 +82,13 @@ def measured_factor(
     latency_s: float,
     factor: float,
     mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
 ) -> float | None:
     """What one observation says about a variant's speed relative to its declared capacity."""
     v = next(x for x in spec.variants if x.name == variant)
     slo = spec.slo.seconds
     if not v.profile:
-        estimate, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix)
+        estimate, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix, gpus)
         if latency_s > slo and estimate > 0:
             return rate_per_replica / estimate
         return None
@@ -127,9 +129,11 @@ def learn(
     observed: Mapping[str, Evidence],
     alpha: float = ALPHA,
     mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
 ) -> dict[str, float]:
     """New factors from this tick's evidence, against the profiles read at the observed token
     `mix` (evaluate.profile_curve), so a change of mix is not learned as a change of speed.
+    `gpus`: the GPU type mapping (the FLOP proxy of a variant without a profile).
 
     factor' = (1 - alpha) x factor + alpha x measured, starting from 1.0; clamped.
     """
@@ -139,7 +143,7 @@ def learn(
         if name not in names or ev.rate_per_replica <= 0:
             continue
         old = out.get(name, 1.0)
-        measured = evidence_factor(spec, name, ev, old, mix)
+        measured = evidence_factor(spec, name, ev, old, mix, gpus)
         if measured is None:
             continue
         new = (1 - alpha) * old + alpha * measured
@@ -157,12 +161,13 @@ def evidence_factor(
     ev: Evidence,
     factor: float,
     mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
 ) -> float | None:
     """What one reading says about a variant's speed (see the module docstring)."""
     v = next(x for x in spec.variants if x.name == variant)
     slo, rate, q = spec.slo.seconds, ev.rate_per_replica, spec.slo.percentile / 100.0
     if ev.saturated:
-        declared, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix)
+        declared, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix, gpus)
         if declared <= 0 or rate >= factor * declared:
             return None
         return max(factor / 2, rate / declared)

@@ -9,17 +9,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from paretoscale.api.gpus import gpu_spec
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
+from paretoscale.api.admission import weight_precision
 from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
 from paretoscale.decide.types import DEFAULT_TOKENS_PER_REQUEST, CapacityBasis, VariantEval
-from paretoscale.economics.capacity import capacity_at_slo_rps, replicas_for_rate
+from paretoscale.economics.capacity import (
+    BYTES_PER_PARAMETER,
+    capacity_at_slo_rps,
+    flop_proxy_latency_floor_s,
+    replicas_for_rate,
+)
 from paretoscale.economics.cost import (
     cost_per_1k_requests_usd,
     flop_proxy_capacity_rps,
     hourly_cost_usd,
 )
 from paretoscale.economics.frontier import pareto_mask
-from paretoscale.economics.value import calibration_factor, payback_days, value_per_hour_usd
+from paretoscale.economics.value import (
+    calibration_factor,
+    calibration_from_ab_tests,
+    payback_days,
+    value_per_hour_usd,
+)
 from paretoscale.economics.work import (
     AZURE_CONVERSATION_MIX,
     WORK_WEIGHTS,
@@ -31,10 +42,20 @@ from paretoscale.economics.work import (
 
 
 def spec_calibration(spec: ModelDeploymentSpec) -> float:
-    """calibrationFactor if given, else the 25th percentile over abTests, else 0.30."""
+    """calibrationFactor if given, else the 25th percentile over abTests clamped to (0, 1]
+    (calibration_warning says when it was), else 0.30."""
     if spec.value.calibration_factor is not None:
         return spec.value.calibration_factor
     return calibration_factor([(t.offline_delta, t.online_delta) for t in spec.value.ab_tests])
+
+
+def calibration_warning(spec: ModelDeploymentSpec) -> str | None:
+    """Why the calibration from abTests was clamped, in words; None when it was not (or
+    calibrationFactor is given)."""
+    if spec.value.calibration_factor is not None:
+        return None
+    tests = [(t.offline_delta, t.online_delta) for t in spec.value.ab_tests]
+    return calibration_from_ab_tests(tests)[1]
 
 
 def profile_mix(variant: VariantSpec) -> TokenMix:
@@ -66,12 +87,15 @@ def variant_capacity(
     correction: float | None,
     metric: LatencyMetric = "e2e",
     mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
 ) -> tuple[float, CapacityBasis]:
     """Requests/s one replica serves within the SLO, and where that figure comes from.
 
     With an observed token `mix`, a profile is read at that mix (profile_curve: the work
     model of economics/work.py, `metric` the SLO's latency); without one as measured. The
-    FLOP proxy counts the mix's prompt + output tokens. `correction` multiplies either.
+    FLOP proxy counts the mix's prompt + output tokens at the BF16 peak of the variant's GPU
+    type in `gpus` (the cluster's GPU type mapping); it is 0 (refused) when its least latency
+    for one request (flop_proxy_floor_s) exceeds the SLO. `correction` multiplies either.
     """
     if variant.profile:
         rates, lats = profile_curve(variant, metric, mix)
@@ -80,7 +104,9 @@ def variant_capacity(
             return cap * correction, "live"
         return cap, "profile"
     assert variant.parameters is not None  # the spec validator guarantees one of the two
-    gpu = gpu_spec(variant.gpu.type)
+    gpu = gpus.get(variant.gpu.type)
+    if flop_proxy_floor_s(variant, tokens_per_request, metric, mix, gpus) > slo_s:
+        return 0.0, "estimate"  # no load meets the SLO: refused, whatever a correction says
     cap = flop_proxy_capacity_rps(
         variant.parameters,
         (mix.total_tokens if mix else tokens_per_request) or DEFAULT_TOKENS_PER_REQUEST,
@@ -90,6 +116,39 @@ def variant_capacity(
     if correction is not None and correction > 0:
         return cap * correction, "live"
     return cap, "estimate"
+
+
+def flop_proxy_floor_s(
+    variant: VariantSpec,
+    tokens_per_request: float | None,
+    metric: LatencyMetric = "e2e",
+    mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
+) -> float:
+    """The FLOP proxy's lower bound on one request's latency at the SLO metric [s]
+    (economics/capacity.py), at the observed mix, else the observed tokens per request
+    split as the Azure conversation mix, else that mix; weights at the variant's precision."""
+    assert variant.parameters is not None
+    gpu = gpus.get(variant.gpu.type)
+    if mix is None:
+        base = AZURE_CONVERSATION_MIX
+        total = tokens_per_request or base.total_tokens
+        mix = TokenMix(
+            total * base.prompt_tokens / base.total_tokens,
+            total * base.output_tokens / base.total_tokens,
+        )
+    v = variant.vllm
+    precision = weight_precision(v.model, v.dtype, v.quantization)
+    return flop_proxy_latency_floor_s(
+        variant.parameters,
+        BYTES_PER_PARAMETER[precision],
+        mix.prompt_tokens,
+        mix.output_tokens,
+        gpu.bf16_dense_tflops * 1e12,
+        gpu.hbm_tb_per_s * 1e12,
+        variant.gpu.count,
+        metric,
+    )
 
 
 def gpu_prices(spec: ModelDeploymentSpec, live: Mapping[str, float]) -> dict[str, float]:
@@ -118,13 +177,14 @@ def evaluate(
     blocked: Mapping[str, str] | None = None,
     mix: TokenMix | None = None,
     gpus_now: Mapping[str, int] | None = None,
+    gpus: GpuTypes = BUILTIN,
 ) -> tuple[VariantEval, ...]:
     """Every variant at `requests_per_s`, with the frontier marked among the feasible ones.
 
     `blocked` maps variants that may not be chosen now (a rollout to them just failed) to why.
     `mix`: the observed token mix; capacities are scaled to it (variant_capacity).
     `gpus_now`: GPUs per type the cluster can give now (inventory()); a variant that needs
-    more is not feasible.
+    more is not feasible. `gpus`: the GPU type mapping (variant_capacity's FLOP proxy).
     """
     prices = gpu_prices(spec, live_prices)
     inventory = inventory_now(spec, gpus_now)
@@ -139,6 +199,7 @@ def evaluate(
             corrections.get(v.name),
             spec.slo.latency,
             mix,
+            gpus,
         )
         lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
         hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
@@ -154,6 +215,12 @@ def evaluate(
                 else ""
             )
             reason = f"misses {slo_words} even at its lightest profiled load{lightest}"
+            if not v.profile:
+                floor = flop_proxy_floor_s(v, tokens_per_request, spec.slo.latency, mix, gpus)
+                reason = (
+                    f"misses {slo_words} at any load: the FLOP proxy's least latency for one "
+                    f"request is {floor:.3g}s"
+                )
             n = hi
         elif n is None:
             reason = (

@@ -16,16 +16,22 @@ margin at full capacity at the SLO) and the saturation guard (decide/saturation.
 variant gets the replicas the signals ask for at once, and a variant whose signals do not all
 agree it is calm is not scaled down. While the serving variant's pods load, replicas do not
 go down and the saturation ask waits for them, but the demand the model sees (arrivals) is
-asked for at once. When no variant is feasible, the one that serves most of the load at the
-replicas it can have runs (the active one unless another serves switchMargin more).
+asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
+value at the capacity it really delivers runs: the value of the requests it serves within the
+SLO at the replicas it can have, minus their cost (the active one unless another is better by
+switchMargin of its cost); a variant that serves nothing within the SLO runs at its fewest
+replicas, never its maximum. A calibration from abTests outside (0, 1] is clamped, and the
+last reason says so.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.evaluate import evaluate, inventory_now
+from paretoscale.decide.evaluate import calibration_warning, evaluate, inventory_now
 from paretoscale.decide.forecast import RateForecast
 from paretoscale.decide.guards import (
     cutover_seconds,
@@ -51,6 +57,37 @@ def best_variant(evals: tuple[VariantEval, ...]) -> VariantEval | None:
     )
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """What a variant delivers when nothing meets the SLO: replicas it can have, requests/s
+    they serve within the SLO, and net value per hour of that."""
+
+    variant: VariantEval
+    replicas: int
+    served_rps: float
+    net_usd_per_hour: float
+
+
+def delivered(
+    spec: ModelDeploymentSpec, e: VariantEval, rate: float, gpus_now: Mapping[str, int] | None
+) -> Fallback:
+    """The best e can do at `rate` with the capacity it really delivers (its capacity at the
+    SLO per replica, `e.capacity_rps`, at full utilization): value of the requests served
+    within the SLO minus the cost of the replicas, at the better of its fewest replicas (at
+    least 1) and the replicas the load needs within its bounds and the GPU inventory."""
+    lo, hi = replica_bounds(spec, e.name, gpus_now)
+    lo = max(lo, 1)
+    hi = max(hi, lo)
+    per_replica_usd = e.hourly_cost_usd / e.replicas if e.replicas > 0 else 0.0
+    per_rps_usd = e.value_per_hour_usd / rate if rate > 0 else 0.0
+    needed = lo if e.capacity_rps <= 0 else min(hi, max(lo, math.ceil(rate / e.capacity_rps)))
+    options = []
+    for n in sorted({lo, needed}):
+        served = min(rate, e.capacity_rps * n)
+        options.append(Fallback(e, n, served, per_rps_usd * served - per_replica_usd * n))
+    return max(options, key=lambda f: (f.net_usd_per_hour, f.served_rps))
+
+
 def _fallback(
     spec: ModelDeploymentSpec,
     evals: tuple[VariantEval, ...],
@@ -58,24 +95,22 @@ def _fallback(
     blocked: Mapping[str, str],
     rate: float,
     gpus_now: Mapping[str, int] | None,
-) -> tuple[VariantEval, int]:
-    """When nothing meets the SLO: the variant that serves most of `rate` at the replicas it
-    can have (its needed replicas within bounds and the GPU inventory), and those replicas.
-    The active variant stays unless another serves more than (1 + switchMargin) times what
-    it does; one just rolled back is not chosen (any, if all were)."""
-
-    def placed(e: VariantEval) -> int:
-        return min(e.replicas, replica_bounds(spec, e.name, gpus_now)[1])
-
-    def served(e: VariantEval) -> float:
-        return min(rate, e.capacity_rps * placed(e))
-
+) -> Fallback:
+    """When nothing meets the SLO: the variant with the highest net value at the capacity
+    it delivers (`delivered`), never the maximum replicas of a variant that serves nothing
+    within the SLO. The active variant stays unless another's net value is higher by more
+    than switchMargin of the active one's hourly cost; one just rolled back is not chosen
+    (any, if all were)."""
     candidates = [e for e in evals if e.name not in blocked] or list(evals)
-    best = max(candidates, key=lambda e: (served(e), e.quality))
-    for e in evals:
-        if e.name == active and served(best) <= served(e) * (1 + spec.rollout.switch_margin):
-            return e, placed(e)
-    return best, placed(best)
+    options = [delivered(spec, e, rate, gpus_now) for e in candidates]
+    best = max(options, key=lambda f: (f.net_usd_per_hour, f.served_rps, f.variant.quality))
+    for f in options:
+        e = f.variant
+        if e.name == active:
+            cost = e.hourly_cost_usd * f.replicas / e.replicas if e.replicas > 0 else 0.0
+            if best.net_usd_per_hour - f.net_usd_per_hour <= spec.rollout.switch_margin * cost:
+                return f
+    return best
 
 
 def _money(e: VariantEval) -> str:
@@ -164,7 +199,9 @@ def decide(
         blocked,
         obs.token_mix,
         obs.gpus_available,
+        obs.gpu_types,
     )
+    warning = calibration_warning(spec)
     by_name = {e.name: e for e in evals}
     best = best_variant(evals)
     current = by_name.get(state.active) if state.active else None
@@ -177,7 +214,7 @@ def decide(
             variant=variant.name,
             replicas=replicas,
             action=action,
-            reasons=tuple(reasons),
+            reasons=tuple(reasons) + ((warning,) if warning else ()),
             best=best.name if best else variant.name,
             evaluations=evals,
             requests_per_s=rate,
@@ -198,10 +235,13 @@ def decide(
         return done(current, state.replicas, "hold", state.scale_down)
 
     if best is None:
-        chosen, n = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available)
+        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available)
+        chosen, n = f.variant, f.replicas
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "
-            f"{n} replicas, the most of the load any variant serves ({chosen.reason})"
+            f"{n} replicas, the highest net value at the capacity it delivers "
+            f"({f.served_rps:.2f} req/s within the SLO, net {usd(f.net_usd_per_hour, '/h')}; "
+            f"{chosen.reason})"
         )
         action: Action = "switch" if chosen.name != state.active else "scale"
         return done(chosen, n, action)

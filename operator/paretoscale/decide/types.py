@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.economics.work import TokenMix
 
 Action = Literal["stay", "scale", "switch", "hold"]
@@ -53,6 +54,13 @@ class VariantSignals:
     waiting: float | None = None  # vllm:num_requests_waiting, summed over replicas
     running: float | None = None  # vllm:num_requests_running, summed over replicas
     kv_cache_usage: float | None = None  # vllm:kv_cache_usage_perc, mean over replicas 0-1
+    # Requests finished since its replicas started (vllm:request_success_total, the counter
+    # itself, summed over replicas): every reason, and of those finished_reason="error"
+    # (answered HTTP 500) and "abort". The rollout analysis reads them for a target, whose
+    # replicas started for the rollout: what it served during verification.
+    finished_total: float | None = None
+    errors_total: float | None = None
+    aborts_total: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class Observation:
     # operator: allocatable GPUs of the type's nodes minus what other pods request); a type
     # absent: unknown, spec.gpus[].available alone bounds it. The lower of the two applies.
     gpus_available: Mapping[str, int] = field(default_factory=dict)
+    # The cluster's GPU type mapping (api/accelerators.py): the FLOP proxy reads its figures.
+    gpu_types: GpuTypes = BUILTIN
 
     @property
     def demand_per_s(self) -> float | None:

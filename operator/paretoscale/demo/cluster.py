@@ -205,7 +205,7 @@ def gpu_nodes(api: Any) -> list[FakeNode]:
     nvidia.com/gpu.product label)."""
     from kubernetes import client
 
-    by_product = {g.product_label: g.type for g in GPUS.values()}
+    by_product = {g.label_value: g.type for g in GPUS.values()}
     core: Any = client.CoreV1Api(api)
     nodes = []
     for n in core.list_node().items:

@@ -96,7 +96,7 @@ class Observer:
             f"avg by ({GPU_PRODUCT}) (node_gpu_hourly_cost * on (node) "
             f"group_left ({GPU_PRODUCT}) kube_node_labels)"
         )
-        product = GPUS[gpu_type].product_label
+        product = GPUS[gpu_type].label_value
         for r in rows:
             if r["metric"].get(GPU_PRODUCT) == product:
                 return float(r["value"][1])

@@ -177,8 +177,9 @@ def demo_manifest(
     startup_delay_s: float,
 ) -> dict[str, Any]:
     """A ModelDeployment document moved to `namespace` with the compressed day's timings:
-    rollout (dwell, verification, drain grace, ready timeout), traffic (scale-down
-    stabilization, the load assumed before metrics exist), each variant's startupSeconds, and
+    rollout (dwell, verification and its deadline, drain grace, ready timeout), traffic
+    (scale-down stabilization, the load assumed before metrics exist), each variant's
+    startupSeconds, and
     the simulated pods' model-loading delay (env for the bridge). The input is not changed."""
     out = copy.deepcopy(dict(doc))
     out["metadata"] = {**out.get("metadata", {}), "namespace": namespace}
@@ -187,6 +188,8 @@ def demo_manifest(
         **(spec.get("rollout") or {}),
         "minDwellSeconds": timings.min_dwell_s,
         "verifySeconds": timings.verify_s,
+        # a target without enough traffic to verify rolls back within a day-hour, not 10 min
+        "verifyTimeoutSeconds": 6 * timings.verify_s,
         "drainGraceSeconds": timings.drain_grace_s,
         "readyTimeoutSeconds": timings.ready_timeout_s,
     }

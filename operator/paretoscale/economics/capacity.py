@@ -5,6 +5,11 @@ The capacity at an SLO is the highest rate whose interpolated latency stays with
 Interpolation is piecewise linear on a monotone envelope (latency never falls as load rises),
 so it never invents a bump; below the first point the first point's latency holds, and beyond
 the last point nothing is known, so it is infeasible rather than extrapolated.
+
+Without a profile the FLOP proxy (economics/cost.py) estimates capacity; it says nothing about
+latency, so `flop_proxy_latency_floor_s` bounds the latency of one request on an idle replica
+from below (prefill at peak compute, every generated token reading all weights once): a
+variant whose floor exceeds the SLO is refused (capacity 0) rather than called feasible.
 """
 
 from __future__ import annotations
@@ -110,3 +115,39 @@ def corrected_capacity_factor(
     if profiled is None or profiled <= 0:
         return None
     return observed_rate_per_replica_rps / profiled
+
+
+BYTES_PER_PARAMETER = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.5}
+
+
+def flop_proxy_latency_floor_s(
+    parameters: int,
+    bytes_per_parameter: float,
+    prompt_tokens: float,
+    output_tokens: float,
+    peak_flops: float,
+    hbm_bytes_per_s: float,
+    gpus: int,
+    metric: str = "e2e",
+    utilization: float = 0.70,
+) -> float:
+    """The least latency [s] one request can see on an idle replica, where the FLOP proxy
+    estimates capacity (no profile): a lower bound, so a variant above the SLO at this floor
+    cannot meet it at any load.
+
+    prefill = 2 x parameters x prompt tokens / (GPUs x peak FLOP/s x utilization); each
+    generated token reads every weight once (parameters x bytes / (GPUs x HBM bytes/s)) and
+    computes 2 x parameters FLOPs, whichever is slower. ttft = prefill; itl = one generated
+    token; e2e = prefill + output tokens x one generated token.
+    """
+    compute = gpus * peak_flops * utilization
+    bandwidth = gpus * hbm_bytes_per_s
+    if compute <= 0 or bandwidth <= 0:
+        return math.inf
+    prefill = 2.0 * parameters * prompt_tokens / compute
+    per_token = max(parameters * bytes_per_parameter / bandwidth, 2.0 * parameters / compute)
+    if metric == "ttft":
+        return prefill
+    if metric == "itl":
+        return per_token
+    return prefill + output_tokens * per_token

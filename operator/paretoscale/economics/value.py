@@ -2,29 +2,51 @@
 
 Quality points are hundredths of the offline score (0.812 -> 81.2 points). Only a share of an
 offline gain shows online (the calibration factor, seed default 0.30), estimated
-conservatively as the 25th percentile of online/offline gains over past A/B tests.
+conservatively as the 25th percentile of online/offline gains over past A/B tests, clamped
+to (0, 1] with a warning (a negative online delta would make quality worth less than none).
 The seed's worked examples are reproduced exactly by these functions (tests/unit/economics).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 DEFAULT_CALIBRATION = 0.30
+# A calibration outside (0, 1] is clamped into [MIN_CALIBRATION, 1]: at 0 or below, quality
+# would be worth nothing or less (the objective flips to the worst variant); above 1, an
+# offline gain would show online more than fully.
+MIN_CALIBRATION = 0.01
 
 
 def calibration_factor(ab_tests: Sequence[tuple[float, float]]) -> float:
-    """25th percentile of online_delta / offline_delta over tests with offline_delta > 0.
+    """25th percentile of online_delta / offline_delta over tests with offline_delta > 0,
+    clamped to [MIN_CALIBRATION, 1] (calibration_from_ab_tests says when it was).
 
     (offline_delta, online_delta) pairs; DEFAULT_CALIBRATION (0.30) when there are none.
     """
-    ratios = [on / off for off, on in ab_tests if off > 0]
+    return calibration_from_ab_tests(ab_tests)[0]
+
+
+def calibration_from_ab_tests(
+    ab_tests: Sequence[tuple[float, float]],
+) -> tuple[float, str | None]:
+    """The calibration factor of calibration_factor(), and a warning in words when the 25th
+    percentile fell outside (0, 1] and was clamped (None otherwise)."""
+    ratios = [on / off for off, on in ab_tests if off > 0 and math.isfinite(on / off)]
     if not ratios:
-        return DEFAULT_CALIBRATION
-    return float(np.percentile(ratios, 25))
+        return DEFAULT_CALIBRATION, None
+    raw = float(np.percentile(ratios, 25))
+    if MIN_CALIBRATION <= raw <= 1.0:
+        return raw, None
+    clamped = min(1.0, max(MIN_CALIBRATION, raw))
+    return clamped, (
+        f"calibration from abTests is {raw:.3g} (25th percentile of online/offline), outside "
+        f"(0, 1]: using {clamped:g}"
+    )
 
 
 def value_per_hour_usd(

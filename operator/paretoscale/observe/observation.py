@@ -3,7 +3,9 @@
 `observation_for()` picks one ModelDeployment's series out of the shared snapshot and returns
 its `Observation` (load, arrivals, token mix, prices) together with per-variant figures for the
 status and the explanation (rate, arrivals, latency at the spec's SLO metric and percentile with
-the bucket edges around it, replicas reporting, queue, KV cache, speculative acceptance).
+the bucket edges around it, replicas reporting, queue, KV cache, speculative acceptance, abort
+and error rates, and the requests finished, failed and aborted since the replicas started,
+which the rollout analysis reads).
 
 The load is unavailable (requests_per_s=None, with `metrics_problem` in words) when:
 - no Prometheus is configured (snapshot None): decide() runs on the spec's priors;
@@ -58,6 +60,11 @@ class VariantObserved:
     aborted_per_s: float | None = None
     prompt_tokens_per_request: float | None = None
     output_tokens_per_request: float | None = None
+    errored_per_s: float | None = None  # finished_reason="error": answered HTTP 500
+    # Requests finished since the replicas started, every reason; of those errors, aborts
+    finished_total: float | None = None
+    errors_total: float | None = None
+    aborts_total: float | None = None
 
     @property
     def requests_per_replica_s(self) -> float | None:
@@ -224,6 +231,10 @@ def _figures(
         aborted_per_s=m.aborted_per_s,
         prompt_tokens_per_request=m.prompt_tokens_per_request,
         output_tokens_per_request=m.generation_tokens_per_request,
+        errored_per_s=m.errored_per_s,
+        finished_total=m.finished_total,
+        errors_total=m.errors_total,
+        aborts_total=m.aborts_total,
     )
 
 

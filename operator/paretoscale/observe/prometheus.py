@@ -31,11 +31,15 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.config import OperatorSettings
 from paretoscale.observe.queries import (
+    DEFAULT_TEMPLATES,
+    PRICE_QUERY,
     RATE_QUERY,
     QueryTemplate,
     check_window,
+    gpu_price_query,
     load_templates,
     selector_for,
 )
@@ -46,6 +50,7 @@ from paretoscale.observe.snapshot import (
     build_snapshot,
     failed_snapshot,
 )
+from paretoscale.redact import redact, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,12 @@ def connect(settings: OperatorSettings) -> PrometheusConnect:
 
 
 def _describe(error: BaseException, url: str) -> str:
-    """An error from requests/prometheus-api-client in words: what failed, where."""
+    """An error from requests/prometheus-api-client in words: what failed, where; without
+    the credentials a URL or an error text may hold (it reaches logs and conditions)."""
+    return redact(_explain(error, url))
+
+
+def _explain(error: BaseException, url: str) -> str:
     where = f"Prometheus at {url}"
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return f"{where}: connection timed out"
@@ -113,14 +123,18 @@ class MetricsPoller:
         *,
         client: QueryClient | None = None,
         templates: Mapping[str, QueryTemplate] | None = None,
+        gpus: GpuTypes = BUILTIN,
     ) -> None:
         if not settings.prometheus_url:
             raise ValueError("MetricsPoller needs settings.prometheus_url; use poller_for()")
         self.settings = settings
         self.url = settings.prometheus_url.rstrip("/")
-        self.source = f"Prometheus at {self.url}"
+        self.source = f"Prometheus at {redact_url(self.url)}"
+        self.gpus = gpus
         self.templates = (
-            templates if templates is not None else load_templates(settings.queries_file)
+            templates
+            if templates is not None
+            else priced(load_templates(settings.queries_file), gpus)
         )
         self._window = check_window(settings.rate_window)
         self._selector = selector_for({"namespace": settings.namespaces})
@@ -204,7 +218,7 @@ class MetricsPoller:
                 results[name] = QueryFailure(_describe(error, self.url))
             except Exception as error:  # any answer that is not a vector is a failed query
                 results[name] = QueryFailure(_describe(error, self.url))
-        return build_snapshot(at, results, run, self.source)
+        return build_snapshot(at, results, run, self.source, self.gpus)
 
     def _query(self, template: QueryTemplate, at: float) -> Sequence[Series]:
         promql = template.render(self._window, self._selector)
@@ -229,10 +243,22 @@ class MetricsPoller:
         self._client.headers = {"Authorization": f"Bearer {token}"}
 
 
+def priced(templates: Mapping[str, QueryTemplate], gpus: GpuTypes) -> dict[str, QueryTemplate]:
+    """`templates` with the default GPU price query joined on the node label keys of `gpus`
+    (a price query the queries file overrides is kept as written)."""
+    out = dict(templates)
+    if out.get(PRICE_QUERY) == DEFAULT_TEMPLATES[PRICE_QUERY]:
+        out[PRICE_QUERY] = gpu_price_query(gpus.label_keys)
+    return out
+
+
 def poller_for(
-    settings: OperatorSettings, clock: Callable[[], float] = time.time
+    settings: OperatorSettings,
+    clock: Callable[[], float] = time.time,
+    gpus: GpuTypes = BUILTIN,
 ) -> MetricsPoller | None:
-    """The process's poller, or None when no Prometheus URL is configured (decide on priors)."""
+    """The process's poller, or None when no Prometheus URL is configured (decide on priors).
+    `gpus`: the GPU type mapping (the price query's node labels)."""
     if not settings.prometheus_url:
         return None
-    return MetricsPoller(settings, clock)
+    return MetricsPoller(settings, clock, gpus=gpus)

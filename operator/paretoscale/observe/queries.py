@@ -13,16 +13,24 @@ Templates use `string.Template` placeholders, because PromQL is full of braces:
   watches some namespaces only), built by `selector_for()`, which escapes the values (PromQL
   accepts the trailing comma `{finished_reason="abort",}` leaves when it is empty).
 
-Demand: vLLM counts finished requests (`vllm:request_success_total`, every finish reason,
-aborts as `finished_reason="abort"` where the vLLM version records them) but no arrivals, so
-arrivals per variant = request_rate + queue_growth, the slope (`deriv`) of running + waiting
-requests over the same window: a saturated replica finishes at its capacity while its queue
-grows at the rest of the demand.
+Demand: vLLM counts finished requests (`vllm:request_success_total` by `finished_reason`:
+stop, length, abort for clients that gave up, error for requests answered HTTP 500) but no
+arrivals, so arrivals per variant = request_rate + queue_growth, the slope (`deriv`) of
+running + waiting requests over the same window: a saturated replica finishes at its capacity
+while its queue grows at the rest of the demand. `request_rate` and `request_totals` keep
+`finished_reason` in their `by (...)`, so one query gives the load and the abort and error
+rates (observe/snapshot.py splits them), and one the counts a rollout analysis needs.
 
 Each template can be replaced by name from the settings' queries_file (YAML: name -> PromQL);
 `load_templates()` refuses unknown names and unknown placeholders. An override must keep the
 output labels the parser reads: `namespace`, `modeldeployment`, `variant` (and `le` for the
-latency buckets, `label_nvidia_com_gpu_product` for the GPU price).
+latency buckets, the `label_<key>` of each GPU node label key for the GPU price).
+
+The GPU price joins OpenCost's per-node price to kube-state-metrics' `kube_node_labels` on
+the node label keys of the GPU type mapping (api/accelerators.py; `gpu_price_query`, default
+`nvidia.com/gpu.product`). kube-state-metrics exports node labels only when allowed:
+`--metric-labels-allowlist=nodes=[nvidia.com/gpu.product,...]`; without it no live price
+is found and the spec's prices apply.
 
 vLLM 0.33 names only: never `vllm:gpu_cache_usage_perc` or `vllm:time_per_output_token_seconds`,
 which are gone.
@@ -44,6 +52,7 @@ from paretoscale.errors import SpecError
 
 GROUP_LABELS = ("namespace", "modeldeployment", "variant")
 GPU_PRODUCT_LABEL = "label_nvidia_com_gpu_product"
+_NOT_IN_LABEL_NAME = re.compile(r"[^a-zA-Z0-9_]")
 PLACEHOLDERS = frozenset({"window", "selector"})
 LatencyMetric = Literal["e2e", "ttft", "itl"]
 
@@ -77,6 +86,25 @@ def _buckets(name: str, metric: str, description: str) -> QueryTemplate:
     )
 
 
+def node_label(key: str) -> str:
+    """The label kube-state-metrics gives node label `key` on kube_node_labels:
+    `nvidia.com/gpu.product` -> `label_nvidia_com_gpu_product`."""
+    return "label_" + _NOT_IN_LABEL_NAME.sub("_", key)
+
+
+def gpu_price_query(label_keys: Iterable[str]) -> QueryTemplate:
+    """USD per GPU-hour by the GPU node labels `label_keys` (the GPU type mapping's keys)."""
+    labels = ", ".join(node_label(k) for k in label_keys)
+    return QueryTemplate(
+        "gpu_price",
+        "USD per GPU-hour by GPU node label: OpenCost's node_gpu_hourly_cost joined to "
+        "kube-state-metrics' node labels of the GPU type mapping (default "
+        "nvidia.com/gpu.product), averaged over nodes.",
+        f"avg by ({labels}) (node_gpu_hourly_cost * on (node) "
+        f"group_left ({labels}) kube_node_labels)",
+    )
+
+
 def _gauge(name: str, aggregation: str, metric: str, description: str) -> QueryTemplate:
     return QueryTemplate(name, description, f"{aggregation} by ({_BY}) ({metric}{{$selector}})")
 
@@ -85,10 +113,12 @@ DEFAULT_TEMPLATES: Mapping[str, QueryTemplate] = MappingProxyType(
     {
         t.name: t
         for t in (
-            _rate(
+            QueryTemplate(
                 "request_rate",
-                "vllm:request_success_total",
-                "Finished requests per second (all finish reasons).",
+                "Finished requests per second by finish reason (stop, length, abort: clients "
+                "that gave up, error: answered HTTP 500); the load is their sum.",
+                f"sum by ({_BY}, finished_reason) "
+                "(rate(vllm:request_success_total{$selector}[$window]))",
             ),
             _buckets(
                 "e2e_latency_buckets",
@@ -106,11 +136,11 @@ DEFAULT_TEMPLATES: Mapping[str, QueryTemplate] = MappingProxyType(
                 "Inter-token latency histogram, as bucket rates per second.",
             ),
             QueryTemplate(
-                "aborted_rate",
-                'Aborted requests per second (finished_reason="abort": clients that gave up; '
-                "part of request_rate).",
-                f"sum by ({_BY}) (rate(vllm:request_success_total"
-                '{finished_reason="abort",$selector}[$window]))',
+                "request_totals",
+                "Requests finished since each replica started, by finish reason (the counter "
+                "itself): what a rollout target served during verification, and how many "
+                "of those failed or were aborted.",
+                f"sum by ({_BY}, finished_reason) (vllm:request_success_total{{$selector}})",
             ),
             QueryTemplate(
                 "queue_growth",
@@ -155,13 +185,7 @@ DEFAULT_TEMPLATES: Mapping[str, QueryTemplate] = MappingProxyType(
                 "vllm:num_requests_running",
                 "vLLM engines (replicas) Prometheus scrapes, per variant.",
             ),
-            QueryTemplate(
-                "gpu_price",
-                "USD per GPU-hour by GPU product: OpenCost's node_gpu_hourly_cost joined to "
-                "kube-state-metrics' node label nvidia.com/gpu.product, averaged over nodes.",
-                f"avg by ({GPU_PRODUCT_LABEL}) (node_gpu_hourly_cost * on (node) "
-                f"group_left ({GPU_PRODUCT_LABEL}) kube_node_labels)",
-            ),
+            gpu_price_query(("nvidia.com/gpu.product",)),
         )
     }
 )
@@ -179,7 +203,8 @@ LATENCY_METRIC_NAMES: Mapping[LatencyMetric, str] = MappingProxyType(
     }
 )
 RATE_QUERY = "request_rate"
-ABORTED_QUERY = "aborted_rate"
+TOTALS_QUERY = "request_totals"
+FINISHED_REASON_LABEL = "finished_reason"
 QUEUE_GROWTH_QUERY = "queue_growth"
 PRICE_QUERY = "gpu_price"
 

@@ -11,8 +11,10 @@ Rules:
 - A histogram with any such bucket is dropped (None), as is one without a +Inf bucket.
 - A failed request-rate query fails the whole snapshot (`rate_failed`); the failure of another
   query empties only its fields. Every failure is written in `problem`, in words.
-- Series that lack the grouping labels, and GPU products the GPU table does not know, are
-  skipped and reported in `notes`.
+- request_rate and request_totals come by finished_reason: the figure is the sum over
+  reasons, and "abort" and "error" give the aborted and failed requests (`_by_reason`).
+- Series that lack the grouping labels, and GPU node labels no GPU type of the mapping
+  (api/accelerators.py) carries, are skipped and reported in `notes`.
 """
 
 from __future__ import annotations
@@ -20,20 +22,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
-from paretoscale.api.gpus import GPUS
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.observe.histogram import Quantile, histogram_quantile
 from paretoscale.observe.queries import (
-    ABORTED_QUERY,
-    GPU_PRODUCT_LABEL,
+    FINISHED_REASON_LABEL,
     GROUP_LABELS,
     LATENCY_QUERIES,
     PRICE_QUERY,
     QUEUE_GROWTH_QUERY,
     RATE_QUERY,
+    TOTALS_QUERY,
     LatencyMetric,
+    node_label,
 )
 
 Series = Mapping[str, Any]  # one element of a Prometheus instant vector: {"metric", "value"}
@@ -82,6 +86,12 @@ class VariantMetrics:
     requests_per_s: float | None = None  # finished, every finish reason
     latency: Mapping[LatencyMetric, Histogram] = field(default_factory=lambda: _EMPTY)
     aborted_per_s: float | None = None  # finished_reason="abort", part of requests_per_s
+    errored_per_s: float | None = None  # finished_reason="error" (HTTP 500), part of it too
+    # vllm:request_success_total itself, summed over replicas: requests finished since they
+    # started, every reason, and of those errors and aborts (request_totals)
+    finished_total: float | None = None
+    errors_total: float | None = None
+    aborts_total: float | None = None
     queue_growth_per_s: float | None = None  # d/dt (running + waiting); negative: draining
     prompt_tokens_per_s: float | None = None
     generation_tokens_per_s: float | None = None
@@ -163,11 +173,16 @@ class MetricsSnapshot:
 
     def for_modeldeployment(self, namespace: str, name: str) -> dict[str, VariantMetrics]:
         """This ModelDeployment's variants (by variant name) that have any series."""
-        return {
-            k.variant: v
-            for k, v in self.variants.items()
-            if k.namespace == namespace and k.modeldeployment == name
-        }
+        return dict(self._by_modeldeployment.get((namespace, name), {}))
+
+    @cached_property
+    def _by_modeldeployment(self) -> dict[tuple[str, str], dict[str, VariantMetrics]]:
+        """The variants grouped once per snapshot, so each object's lookup costs the same
+        whatever the size of the fleet."""
+        out: dict[tuple[str, str], dict[str, VariantMetrics]] = {}
+        for k, v in self.variants.items():
+            out.setdefault((k.namespace, k.modeldeployment), {})[k.variant] = v
+        return out
 
 
 def failed_snapshot(at: float, problem: str, queries_run: int, source: str) -> MetricsSnapshot:
@@ -198,11 +213,17 @@ def sample_value(series: Series, signed: bool = False) -> float | None:
     return x
 
 
+# Query name -> VariantMetrics fields (all reasons, abort, error) for the queries by
+# finished_reason.
+_REASON_FIELDS: Mapping[str, tuple[str, str, str]] = MappingProxyType(
+    {
+        RATE_QUERY: ("requests_per_s", "aborted_per_s", "errored_per_s"),
+        TOTALS_QUERY: ("finished_total", "aborts_total", "errors_total"),
+    }
+)
 # Query name -> VariantMetrics field, for the plain per-variant figures.
 _SCALAR_FIELDS: Mapping[str, str] = MappingProxyType(
     {
-        RATE_QUERY: "requests_per_s",
-        ABORTED_QUERY: "aborted_per_s",
         QUEUE_GROWTH_QUERY: "queue_growth_per_s",
         "prompt_tokens_rate": "prompt_tokens_per_s",
         "generation_tokens_rate": "generation_tokens_per_s",
@@ -231,8 +252,11 @@ def build_snapshot(
     results: Mapping[str, Sequence[Series] | QueryFailure],
     queries_run: int,
     source: str = "Prometheus",
+    gpus: GpuTypes = BUILTIN,
 ) -> MetricsSnapshot:
     """Parse one tick's query results into a snapshot. Pure.
+
+    `gpus`: the GPU type mapping whose node labels name the GPU type of each price series.
 
     `results` maps query name (observe/queries.py) to its instant vector or its failure.
     Query names that are absent count as not run: their fields stay None.
@@ -271,6 +295,13 @@ def build_snapshot(
                 entry[attr] = x
         note_unlabelled(name, unlabelled)
 
+    for name, attrs in _REASON_FIELDS.items():
+        result = results.get(name)
+        if result is None or isinstance(result, QueryFailure):
+            continue
+        for key, figures in _by_reason(name, result, notes).items():
+            fields.setdefault(key, {}).update(zip(attrs, figures, strict=True))
+
     for metric, name in LATENCY_QUERIES.items():
         result = results.get(name)
         if result is None or isinstance(result, QueryFailure):
@@ -289,7 +320,7 @@ def build_snapshot(
         )
         for key, entry in sorted(fields.items())
     }
-    prices = _prices(results.get(PRICE_QUERY), notes)
+    prices = _prices(results.get(PRICE_QUERY), notes, gpus)
     return MetricsSnapshot(
         at=at,
         problem="; ".join(problems) or None,
@@ -300,6 +331,53 @@ def build_snapshot(
         notes=tuple(notes),
         source=source,
     )
+
+
+def _by_reason(
+    name: str, result: Sequence[Series], notes: list[str]
+) -> dict[VariantKey, tuple[float | None, float | None, float | None]]:
+    """Per variant (all reasons summed, abort, error) from series by finished_reason.
+
+    The sum is None when a series' value is not a number >= 0. Where series carry
+    finished_reason, a reason without a series counts 0 (vLLM creates every reason's series
+    up front; a version without that reason never counts it); without the label (an override
+    that sums over reasons) abort and error are unknown (None)."""
+    values: dict[VariantKey, list[float | None]] = {}
+    reasons: dict[VariantKey, dict[str, float | None]] = {}
+    labelled: set[VariantKey] = set()
+    unlabelled = 0
+    for series in result:
+        key = _key(series)
+        if key is None:
+            unlabelled += 1
+            continue
+        x = sample_value(series)
+        if x is None:
+            notes.append(f"{name} for {key}: value {_raw(series)} is not a number >= 0; ignored")
+        values.setdefault(key, []).append(x)
+        reason = series["metric"].get(FINISHED_REASON_LABEL)
+        if isinstance(reason, str):
+            labelled.add(key)
+            mine = reasons.setdefault(key, {})
+            mine[reason] = _plus(mine.get(reason, 0.0), x)
+    if unlabelled:
+        notes.append(
+            f"{name}: {unlabelled} series without labels {', '.join(GROUP_LABELS)} ignored; "
+            "an overriding query must keep them in its `by (...)`"
+        )
+    out: dict[VariantKey, tuple[float | None, float | None, float | None]] = {}
+    for key, xs in values.items():
+        total = None if any(x is None for x in xs) else sum(x for x in xs if x is not None)
+        if key not in labelled:
+            out[key] = (total, None, None)
+            continue
+        mine = reasons[key]
+        out[key] = (total, mine.get("abort", 0.0), mine.get("error", 0.0))
+    return out
+
+
+def _plus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a + b
 
 
 def _raw(series: Series) -> str:
@@ -349,21 +427,29 @@ def _histograms(
     return out
 
 
-def _prices(result: Sequence[Series] | QueryFailure | None, notes: list[str]) -> dict[str, float]:
+def _prices(
+    result: Sequence[Series] | QueryFailure | None, notes: list[str], gpus: GpuTypes
+) -> dict[str, float]:
     if result is None or isinstance(result, QueryFailure):
         return {}
-    by_product = {g.product_label: g.type for g in GPUS.values()}
     sums: dict[str, list[float]] = {}
     for series in result:
-        labels = series.get("metric")
-        product = labels.get(GPU_PRODUCT_LABEL) if isinstance(labels, Mapping) else None
-        if not isinstance(product, str):
-            notes.append(f"{PRICE_QUERY}: a series without {GPU_PRODUCT_LABEL} ignored")
+        metric = series.get("metric")
+        labels = metric if isinstance(metric, Mapping) else {}
+        shown = {
+            k: labels[node_label(k)]
+            for k in gpus.label_keys
+            if isinstance(labels.get(node_label(k)), str) and labels[node_label(k)]
+        }
+        if not shown:
+            wanted = ", ".join(node_label(k) for k in gpus.label_keys)
+            notes.append(f"{PRICE_QUERY}: a series without any of {wanted} ignored")
             continue
-        gpu_type = by_product.get(product)
+        gpu_type = gpus.type_of(shown)
         if gpu_type is None:
             notes.append(
-                f"{PRICE_QUERY}: GPU product {product!r} is not in the GPU table; price ignored"
+                f"{PRICE_QUERY}: GPU node label {shown} is no GPU type of the mapping; "
+                "price ignored"
             )
             continue
         x = sample_value(series)

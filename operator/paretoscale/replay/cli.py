@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from paretoscale.api.accelerators import BUILTIN
+from paretoscale.api.admission import gpu_type_problems
 from paretoscale.api.manifest import parse_manifests
-from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.api.types import ModelDeployment, ModelDeploymentSpec
 from paretoscale.cliargs import MAX_RATE_RPS, number, seed, unwritable
 from paretoscale.errors import SpecError
 from paretoscale.replay.calibrate import compare, gaps_text, with_profiles
@@ -258,7 +260,7 @@ def replay(
     `progress` when given."""
     text = read_text(args.file, "-f")
     outcomes = []
-    for md in parse_manifests(text, args.file):
+    for md in replayable(text, args.file):
         bar = _Bar(progress) if progress is not None else None
         outcomes.append(
             replay_one(
@@ -316,11 +318,24 @@ def _plot(path: str, outcomes: Sequence[Outcome]) -> None:
         raise SpecError("--plot", [f"cannot write {path}: {why}"]) from None
 
 
+def replayable(text: str, source: str) -> list[ModelDeployment]:
+    """The ModelDeployments of `text`; SpecError for one whose GPU types the simulator has no
+    figures for (the built-in table, api/gpus.py) or cannot run."""
+    mds = parse_manifests(text, source)
+    for md in mds:
+        problems = gpu_type_problems(md.spec, BUILTIN)
+        if problems:
+            raise SpecError(
+                f"{source} ({md.metadata.name}, replayed on the built-in GPU types)", problems
+            )
+    return mds
+
+
 def run(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if args.calibrate_profiles:
         text = read_text(args.file, "-f")
-        docs = [(md.metadata.name, md.spec) for md in parse_manifests(text, args.file)]
+        docs = [(md.metadata.name, md.spec) for md in replayable(text, args.file)]
         return _calibrate(args, docs)
     if args.plot and (problem := unwritable(args.plot)):
         raise SpecError("--plot", [problem])  # before the replay, not after it

@@ -20,6 +20,9 @@ operator's queries:
   replicas: bucket counts drawn per tick (multinomial over vLLM's bucket edges from the perf
   table's latency distribution; requests that waited in a queue land in the bucket of their
   wait) and the quantile interpolated linearly inside its bucket (`histogram_quantile`);
+- request counts since a variant's replicas started (the counter itself, request_totals):
+  finished and aborted requests summed since it last had no Ready replica; no request fails
+  with an error in the replay (finished_reason="error" counts 0);
 - gauges: vllm:kv_cache_usage_perc and vllm:num_requests_waiting per replica, sampled once
   per tick (waiting ~ Poisson(mean), KV x (1 + 0.05 N(0, 1))), read as max_over_time[1m].
 Before the replay starts the fleet is assumed to have served the first tick's demand; a
@@ -92,6 +95,22 @@ class Scrapes:
         )
         self.rng = np.random.default_rng([seed, 2])
         self.rate_noise = np.exp(RATE_NOISE * self.rng.standard_normal(ticks))
+        # per variant: (end, start) of the last run_start() answer, so each call scans only
+        # the ticks scraped since (a scan back to the start made long replays quadratic)
+        self._runs: dict[int, tuple[int, int]] = {}
+
+    def run_start(self, v: int, end: int) -> int:
+        """The first tick of variant v's run of scraped ticks ending at end - 1, in which it
+        had Ready replicas or finished requests (end when tick end - 1 had neither)."""
+        last_end, start = self._runs.get(v, (0, 0))
+        if end < last_end:  # asked about the past: scan it afresh
+            last_end, start = 0, 0
+        for k in range(end - 1, last_end - 1, -1):
+            if self.ready[k, v] <= 0 and self.completions[k, v] <= 0:
+                start = k + 1
+                break
+        self._runs[v] = (end, start)
+        return start
 
     def record(
         self,
@@ -288,6 +307,18 @@ class PromView:
         if win is None:
             return None
         return float(self.scrapes.completions[win, v].sum())
+
+    def finished_since_start(self, v: int) -> tuple[float, float] | None:
+        """(requests finished, of those aborted) by variant v since its replicas started, as
+        the counter vllm:request_success_total reads (request_totals): summed over the
+        scraped ticks back to the last one where it had no Ready replica and finished
+        nothing. None before anything is scraped."""
+        end = self.tick - self.delay_ticks
+        if end <= 0:
+            return None
+        start = self.scrapes.run_start(v, end)
+        done = self.scrapes.completions
+        return float(done[start:end, v].sum()), float(self.scrapes.aborted[start:end, v].sum())
 
     def gauge_max(self, v: int, name: str, ticks: int = 2) -> float | None:
         """max_over_time(gauge[ticks x tick_s]) of variant v's per-replica gauge ("kv" or

@@ -8,7 +8,8 @@ builds the tick's inputs and applies its outcome:
    capacity corrections learned so far, and, per variant with Ready replicas or requests in
    the window, its signals (completions per Ready replica-second, requests in the window,
    latency at the SLO percentile with its bucket and, where the SLO is a bucket edge, the
-   share of requests within it, requests waiting, KV-cache usage at the last scrape); and the
+   share of requests within it, requests waiting, KV-cache usage at the last scrape, requests
+   finished and aborted since its replicas started, none failed); and the
    cluster facts: per variant the replicas last applied (the Deployment's spec.replicas) and
    the Ready ones.
 2. `tick()` does the rest, exactly as in the operator: saturation guard, forecast floor,
@@ -79,6 +80,7 @@ def replay_inputs(
             continue  # no series: no Ready replica and no request in the window
         found = view.latency_bucket(i, q)
         share = view.share_within(i, spec.slo.seconds)
+        counts = view.finished_since_start(i)
         variants[v.name] = VariantSignals(
             requests_per_s=view.rate_rps(i),
             requests_per_replica_s=per_replica,
@@ -94,6 +96,9 @@ def replay_inputs(
             else None,
             waiting=view.waiting_total(i),
             kv_cache_usage=view.gauge_max(i, "kv", 1),
+            finished_total=counts[0] if counts else None,
+            errors_total=0.0 if counts else None,  # no request fails in the replay
+            aborts_total=counts[1] if counts else None,
         )
     mix = view.token_mix()
     obs = Observation(

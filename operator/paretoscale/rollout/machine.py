@@ -7,6 +7,13 @@
               -> Stable(w)
     Preparing/Verifying time out or fail analysis -> RollingBack -> Stable(v), Degraded.
 
+Verification is fail-closed (rollout/analysis.py): the Service moves to w only on a
+Successful verdict once verifySeconds have passed; Inconclusive (too little traffic) and
+Unavailable (metrics or the latency reading missing) wait, and roll back when Verifying has
+lasted verify_deadline_s() (verifyTimeoutSeconds) with a reason that says which. A first
+rollout (nothing serves yet) moves on readiness unless the analysis failed: rolling back
+would leave nothing serving.
+
 `step` maps (state, decision, cluster facts, verdict, now) to the next state and the desired
 fleet (replicas per variant and the Service's variants). The shell applies the fleet; every
 apply is idempotent, so an operator restart at any phase resumes by stepping again from the
@@ -156,16 +163,25 @@ def step(
     if state.phase == "Verifying":
         if verdict.outcome == "Failed":
             return rollback(f"verification failed: {verdict.message}")
-        if verdict.outcome == "Unavailable":  # never move the Service blind
-            nxt = replace(state, message=f"verifying {w}: waiting for metrics ({verdict.message})")
-            return Step(nxt, Fleet({**_keep(facts, v), w: n}, _service(v, w)))
-        if now - since < rollout.verify_seconds:
-            nxt = replace(state, message=f"verifying {w}: {verdict.message}")
-            return Step(nxt, Fleet({**_keep(facts, v), w: n}, _service(v, w)))
-        nxt = replace(
-            state, phase="Switching", phase_since=now, message=f"routing to {w} ({verdict.message})"
-        )
-        return Step(nxt, Fleet({**_keep(facts, v), w: n}, (w,)))
+        # Fail-closed: only a successful analysis moves the Service, except on a first
+        # rollout (nothing serves, so nothing to go back to: readiness suffices).
+        passed = verdict.outcome == "Successful" or v is None
+        if now - since >= rollout.verify_seconds and passed:
+            nxt = replace(
+                state,
+                phase="Switching",
+                phase_since=now,
+                message=f"routing to {w} ({verdict.message})",
+            )
+            return Step(nxt, Fleet({**_keep(facts, v), w: n}, (w,)))
+        deadline = verify_deadline_s(rollout)
+        if now - since >= deadline:
+            return rollback(
+                f"verification timed out after {deadline}s: {_why(verdict)} ({verdict.message})"
+            )
+        waiting = "waiting for metrics: " if verdict.outcome == "Unavailable" else ""
+        nxt = replace(state, message=f"verifying {w}: {waiting}{verdict.message}")
+        return Step(nxt, Fleet({**_keep(facts, v), w: n}, _service(v, w)))
 
     if state.phase == "Switching":
         if v is None:
@@ -177,6 +193,19 @@ def step(
     if now - since < rollout.drain_grace_seconds:
         return Step(state, Fleet({**_keep(facts, v), w: n}, (w,)))
     return _completed(state, w, n, now, facts)
+
+
+def verify_deadline_s(rollout: RolloutSpec) -> int:
+    """How long Verifying may last without a successful analysis before it rolls back:
+    verifyTimeoutSeconds, at least verifySeconds."""
+    return max(rollout.verify_timeout_seconds, rollout.verify_seconds)
+
+
+def _why(verdict: Verdict) -> str:
+    """What kept the target from passing, in a few words."""
+    if verdict.why:
+        return verdict.why
+    return "no metrics" if verdict.outcome == "Unavailable" else "no successful analysis"
 
 
 def _completed(

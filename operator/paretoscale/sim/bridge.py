@@ -10,9 +10,13 @@ with back-off, and rewrites atomically:
   pod, and the pod's labels (paretoscale.io/x -> x, others label_<sanitized>);
 - `<state-dir>/endpoints.json`: "namespace/pod" -> "127.0.0.1:port".
 A pod is simulated when it has the paretoscale.io/variant label or its container runs
-`vllm serve`. The GPU type comes from its node's nvidia.com/gpu.product label, else its
-nodeSelector, mapped through paretoscale.api.gpus; sim flags from the pod's env
-(PARETOSCALE_SIM_SPEED, PARETOSCALE_SIM_STARTUP_DELAY_S).
+`vllm serve`. The GPU type comes from its node's labels, else its nodeSelector, through the
+GPU type mapping (api/accelerators.py: `--gpu-types-preset`, `--gpu-types-file`, as the
+operator's); a type the simulator has no figures for (not in the built-in table) is
+simulated as `default_gpu`, with a warning; sim flags from the pod's env
+(PARETOSCALE_SIM_SPEED, PARETOSCALE_SIM_STARTUP_DELAY_S, PARETOSCALE_SIM_ERROR_RATE, ...: every
+variant, from spec.template.env) and from its `vllm serve` arguments (`--sim-*` flags there,
+e.g. a variant's vllm.extraArgs `--sim-error-rate=0.5`, reach that variant's simulator only).
 
 The `Bridge` owns its child processes and never leaks them: stop() on exit of the `with`
 block, at interpreter exit (atexit), and children get SIGTERM if the bridge dies
@@ -38,11 +42,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.gpus import GPUS
 from paretoscale.cliargs import number
+from paretoscale.config import read_gpu_types
+from paretoscale.errors import SpecError
 from paretoscale.sim.kube import (
     ENDPOINTS_FILE,
-    GPU_PRODUCT_LABEL,
     PodInfo,
     api_client,
     is_vllm_pod,
@@ -57,13 +63,13 @@ FILE_SD_NAME = "paretoscale-sims.json"
 # after). KWOK's pod-ready stage for vLLM pods waits for it (hack/kubecp/kwok-stages.yaml), so
 # a pod is Ready exactly when vLLM would be: not while it loads, not after it died.
 HEALTH_ANNOTATION = "sim.paretoscale.io/healthy"
-_PRODUCT_TO_GPU = {g.product_label: g.type for g in GPUS.values()}
 _ENV_FLAGS = {
     "PARETOSCALE_SIM_SPEED": "--sim-speed",
     "PARETOSCALE_SIM_STARTUP_DELAY_S": "--sim-startup-delay-s",
     "PARETOSCALE_SIM_TIME_SCALE": "--sim-time-scale",
     "PARETOSCALE_SIM_SPEC_ACCEPTANCE": "--sim-spec-acceptance",
     "PARETOSCALE_SIM_PARAMS_B": "--sim-params-b",
+    "PARETOSCALE_SIM_ERROR_RATE": "--sim-error-rate",
 }
 
 
@@ -86,17 +92,16 @@ class SimSpec:
         ]  # fmt: skip
 
 
-def gpu_type_for(pod: PodInfo, node_labels: Mapping[str, Mapping[str, str]]) -> str | None:
-    """GPU type of a pod: its node's nvidia.com/gpu.product label, else its nodeSelector's;
-    None when neither names a known product."""
-    candidates = []
+def gpu_type_for(
+    pod: PodInfo, node_labels: Mapping[str, Mapping[str, str]], gpus: GpuTypes = BUILTIN
+) -> str | None:
+    """GPU type of a pod: the one whose label (in `gpus`) its node carries, else the one its
+    nodeSelector asks for; None when neither names a type of the mapping."""
     if pod.node_name and pod.node_name in node_labels:
-        candidates.append(node_labels[pod.node_name].get(GPU_PRODUCT_LABEL))
-    candidates.append(pod.node_selector.get(GPU_PRODUCT_LABEL))
-    for product in candidates:
-        if product in _PRODUCT_TO_GPU:
-            return _PRODUCT_TO_GPU[product]
-    return None
+        found = gpus.type_of(node_labels[pod.node_name])
+        if found is not None:
+            return found
+    return gpus.type_of(pod.node_selector)
 
 
 def target_labels(pod: PodInfo) -> dict[str, str]:
@@ -107,7 +112,10 @@ def target_labels(pod: PodInfo) -> dict[str, str]:
 
 
 def desired_sims(
-    pods: Sequence[PodInfo], node_labels: Mapping[str, Mapping[str, str]], default_gpu: str
+    pods: Sequence[PodInfo],
+    node_labels: Mapping[str, Mapping[str, str]],
+    default_gpu: str,
+    gpus: GpuTypes = BUILTIN,
 ) -> tuple[dict[str, SimSpec], list[str]]:
     """The simulators to run for these pods (Running vLLM pods), and warnings."""
     wanted: dict[str, SimSpec] = {}
@@ -119,9 +127,13 @@ def desired_sims(
         if serve is None:
             warnings.append(f"{pod.key}: labelled as a variant but runs no `vllm serve`; skipped")
             continue
-        gpu = gpu_type_for(pod, node_labels)
+        gpu = gpu_type_for(pod, node_labels, gpus)
         if gpu is None:
-            warnings.append(f"{pod.key}: no known {GPU_PRODUCT_LABEL}; simulating {default_gpu}")
+            keys = ", ".join(gpus.label_keys)
+            warnings.append(f"{pod.key}: no GPU type label ({keys}); simulating {default_gpu}")
+            gpu = default_gpu
+        elif gpu not in GPUS:
+            warnings.append(f"{pod.key}: no simulator figures for {gpu}; simulating {default_gpu}")
             gpu = default_gpu
         flags: list[str] = []
         for env, flag in _ENV_FLAGS.items():
@@ -190,6 +202,7 @@ class Bridge:
         poll_s: float = 1.0,
         grace_s: float = 30.0,
         default_gpu: str = "H100",
+        gpu_types: GpuTypes = BUILTIN,
         python: str = sys.executable,
         api: Any = None,
         file_sd_name: str = FILE_SD_NAME,
@@ -199,6 +212,7 @@ class Bridge:
         self.namespace = namespace
         self.poll_s, self.grace_s = poll_s, grace_s
         self.default_gpu, self.python = default_gpu, python
+        self.gpu_types = gpu_types
         self._api = api if api is not None else api_client(kubeconfig)
         self._children: dict[str, _Child] = {}
         self._lock = threading.Lock()
@@ -272,7 +286,7 @@ class Bridge:
         """One pass: list (unless given), start/stop/restart simulators, rewrite files."""
         if pods is None or node_labels is None:
             pods, node_labels = self._list()
-        wanted, warnings = desired_sims(pods, node_labels, self.default_gpu)
+        wanted, warnings = desired_sims(pods, node_labels, self.default_gpu, self.gpu_types)
         for w in warnings:
             if w not in self._warned:
                 self._warned.add(w)
@@ -386,11 +400,17 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--namespace", help="watch one namespace (default: all)")
     p.add_argument("--state-dir", help="where endpoints.json and simulator logs go")
     p.add_argument("--poll-s", type=number(0, 3600, lo_open=True), default=1.0)
+    p.add_argument("--gpu-types-file", help="the operator's GPU type mapping (YAML gpuTypes)")
+    p.add_argument("--gpu-types-preset", choices=["nfd", "gke"], default="nfd")
     ns = p.parse_args(list(argv))
+    try:
+        gpu_types = read_gpu_types(ns.gpu_types_file, ns.gpu_types_preset)
+    except SpecError as e:
+        p.error(str(e))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with Bridge(ns.kubeconfig, ns.file_sd_dir, namespace=ns.namespace, state_dir=ns.state_dir,
-                poll_s=ns.poll_s):  # fmt: skip
+                poll_s=ns.poll_s, gpu_types=gpu_types):  # fmt: skip
         stop.wait()
     return 0

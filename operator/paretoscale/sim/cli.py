@@ -2,7 +2,7 @@
 
     paretoscale sim serve MODEL [vllm serve flags] [--sim-gpu H100] [--sim-speed F]
         [--sim-startup-delay-s S] [--sim-seed N] [--sim-params-b B] [--sim-time-scale X]
-        [--sim-spec-acceptance A]
+        [--sim-spec-acceptance A] [--sim-error-rate FRACTION]
     paretoscale sim bridge --kubeconfig K --file-sd-dir D [--namespace NS] [--state-dir S]
     paretoscale sim prices --port P --nodes h100-0=H100,l40s-0=L40S [--series CSV ...]
     paretoscale sim load (--url URL... | --service NS/NAME --kubeconfig K --state-dir S)
@@ -67,6 +67,12 @@ def _sim_parser() -> argparse.ArgumentParser:
         default=None,
         help="per-token acceptance rate of speculative drafts (data-dependent)",
     )
+    p.add_argument(
+        "--sim-error-rate",
+        type=number(0, 1),
+        default=0.0,
+        help='share of requests answered HTTP 500 (finished_reason="error")',
+    )
     return p  # fmt: skip
 
 
@@ -112,7 +118,7 @@ def _serve(argv: Sequence[str]) -> int:
     config = ServerConfig(
         served_model_name=args.served_model_name, host=args.host or "0.0.0.0", port=args.port,
         startup_delay_s=sim.sim_startup_delay_s, seed=sim.sim_seed,
-        time_scale=sim.sim_time_scale,
+        time_scale=sim.sim_time_scale, error_rate=sim.sim_error_rate,
     )  # fmt: skip
     return asyncio.run(_serve_forever(model, config, args))
 
@@ -161,5 +167,8 @@ def main(argv: list[str]) -> int:
         from paretoscale.sim.prices import main as prices_main
 
         return prices_main(rest)
-    print(f"paretoscale sim: unknown command {command!r} (serve, bridge, load, prices)", file=sys.stderr)
+    print(
+        f"paretoscale sim: unknown command {command!r} (serve, bridge, load, prices)",
+        file=sys.stderr,
+    )
     return 2

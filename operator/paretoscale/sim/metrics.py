@@ -3,7 +3,8 @@ registered in a per-server CollectorRegistry (never the global one).
 
 Names and buckets follow vLLM 0.33 (vllm/v1/metrics/loggers.py, vllm/v1/metrics/buckets.py)
 as listed in DESIGN.md. Every metric carries `model_name` (the served model name) and
-`engine` ("0"); `vllm:request_success_total` also `finished_reason` (stop, length, abort).
+`engine` ("0"); `vllm:request_success_total` also `finished_reason` (stop, length, abort,
+error: a request answered HTTP 500, as vLLM's FinishReason.ERROR).
 Latencies are observed in model seconds (wall seconds x --sim-time-scale).
 """
 
@@ -29,7 +30,7 @@ REQUEST_BUCKETS_S = (
     0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
     240.0, 480.0, 960.0, 1920.0, 7680.0,
 )  # fmt: skip
-FINISHED_REASONS = ("stop", "length", "abort")
+FINISHED_REASONS = ("stop", "length", "abort", "error")
 ENGINE = "0"
 
 
@@ -194,6 +195,11 @@ class VllmMetrics:
         """TTFT and the prompt tokens of a request whose prefill just finished."""
         self._ttft.observe(ttft_s)
         self._prompt_tokens.labels(*self._lv).inc(prompt_tokens)
+
+    def record_error(self) -> None:
+        """A request that failed with an internal error (answered HTTP 500): counted with
+        finished_reason="error"; it produced no token and no latency observation."""
+        self._success.labels(*self._lv, "error").inc()
 
     def record_finished(self, done: FinishedRequest) -> None:
         """Per-request histograms and the success counter."""

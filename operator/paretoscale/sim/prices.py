@@ -171,7 +171,7 @@ def render_metrics(nodes: Sequence[FakeNode], prices: Mapping[str, float]) -> st
         "# TYPE kube_node_labels gauge",
     ]
     for n in nodes:
-        product = _label_value(GPUS[n.gpu_type].product_label)
+        product = _label_value(GPUS[n.gpu_type].label_value)
         lines.append(
             f'kube_node_labels{{node="{_label_value(n.name)}",'
             f'label_nvidia_com_gpu_product="{product}"}} 1'

@@ -7,6 +7,9 @@ themselves; chat adds 4 per message + 3 for the template); output tokens are the
 `max_tokens` / `max_completion_tokens` (default 16). The simulator does not model EOS, so
 every request ends with finish_reason "length"; `ignore_eos` is accepted. Like vLLM, the port
 is bound only after the startup delay (model loading): until then connections are refused.
+With `error_rate` (--sim-error-rate), that share of the valid generation requests, drawn
+from the seeded generator, fails at once with HTTP 500 and counts in
+vllm:request_success_total{finished_reason="error"}, as vLLM's retryable internal errors do.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +45,7 @@ class ServerConfig:
     startup_delay_s: float = 0.0
     seed: int = 0
     time_scale: float = 1.0
+    error_rate: float = 0.0  # share of requests answered HTTP 500 (finished_reason="error")
 
 
 def estimate_prompt_tokens(prompt: Any) -> int:
@@ -85,6 +90,7 @@ class SimApp:
         self.metrics = metrics
         self.config = config
         self.created = int(time.time())  # reported in responses only; decides nothing
+        self.errors = random.Random(config.seed)  # which requests fail (error_rate)
 
     def build(self) -> web.Application:
         app = web.Application()
@@ -148,6 +154,9 @@ class SimApp:
                 f"{max_tokens} in the completion). Please reduce the length of the messages or "
                 "completion.",
             )
+        if self.config.error_rate > 0 and self.errors.random() < self.config.error_rate:
+            self.metrics.record_error()
+            return _error(500, "internal error (simulated)", "InternalServerError")
         stream = bool(body.get("stream", False))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage", False))
         ticket = self.engine.submit(prompt_tokens, max_tokens, stream)

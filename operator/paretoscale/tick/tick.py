@@ -20,8 +20,11 @@ calls this, applies `step.fleet` and reports. Rules that live here and nowhere e
   latency is an earlier overload's) and outside the overflow bucket; from the serving variant
   at saturation too, when its latency misses the SLO (then completions per replica bound its
   capacity at the SLO from above);
-- analysis cannot pass on missing metrics (Unavailable: the machine waits, then rolls back);
-  it compares the target with what serves now (rollout/analysis.py: no worse passes);
+- analysis is fail-closed (rollout/analysis.py): missing metrics, request counters or latency
+  are Unavailable, too little target traffic Inconclusive, and neither moves the Service (the
+  machine waits, then rolls back at the verification deadline); errors and aborts are
+  checked; the target is compared with what serves now (no worse passes). Without
+  Prometheus configured, readiness alone verifies (the verdict says so);
 - the arrivals since the last poll, when the caller gives none: the serving variant's
   completions + the growth of its waiting gauge over one tick (`_recent_arrivals`).
 """
@@ -39,7 +42,7 @@ from paretoscale.decide.forecast import ForecastMemory, forecast, observe
 from paretoscale.decide.policy import decide
 from paretoscale.decide.saturation import Saturation, SaturationMemory, above_slo, assess
 from paretoscale.decide.types import CurrentState, Decision, Observation, VariantSignals
-from paretoscale.rollout.analysis import Verdict, analyze
+from paretoscale.rollout.analysis import Reading, Verdict, analyze
 from paretoscale.rollout.machine import Step, VariantFacts, step
 from paretoscale.tick.memory import (
     MAX_ROLLED_BACK,
@@ -159,6 +162,7 @@ def tick(
             memory.corrections,
             _evidence(spec, obs, opts, active, saturation),
             mix=obs.token_mix,
+            gpus=obs.gpu_types,
         )
         if opts.correction
         else dict(memory.corrections)
@@ -205,18 +209,26 @@ def _horizon_s(spec: ModelDeploymentSpec, active: str | None, tick_s: float) -> 
 def _verdict(
     spec: ModelDeploymentSpec, obs: Observation, target: str | None, active: str | None
 ) -> Verdict:
-    if obs.metrics_expected and obs.requests_per_s is None:
-        return Verdict("Unavailable", obs.metrics_problem or "no metrics")
-    t = obs.variants.get(target or "", VariantSignals())
-    a = obs.variants.get(active or "", VariantSignals())
+    """The analysis of the rollout target (rollout/analysis.py) from the target's and the
+    serving variant's signals. Without Prometheus configured there is nothing to analyse:
+    the rollout relies on readiness alone, and says so."""
+    if not obs.metrics_expected:
+        return Verdict("Successful", "no Prometheus configured: verified by readiness alone")
+    if obs.requests_per_s is None:
+        return Verdict("Unavailable", obs.metrics_problem or "no metrics", "no metrics")
+    baseline = obs.variants.get(active or "") if active else None
     return analyze(
         target or "",
-        t.latency.value if t.latency else None,
+        _reading(obs.variants.get(target or "", VariantSignals())),
         spec.slo.seconds,
         f"p{spec.slo.percentile:g} {spec.slo.latency}",
-        t.requests_in_window,
-        None,
-        a.latency.value if a.latency else None,
+        _reading(baseline) if baseline is not None else None,
+    )
+
+
+def _reading(s: VariantSignals) -> Reading:
+    return Reading(
+        s.latency.value if s.latency else None, s.finished_total, s.errors_total, s.aborts_total
     )
 
 
@@ -244,7 +256,7 @@ def _evidence(
             if v is None or (s.requests_in_window or 0.0) < MIN_LEARN_REQUESTS:
                 continue
             declared, _ = variant_capacity(
-                v, spec.slo.seconds, None, None, spec.slo.latency, obs.token_mix
+                v, spec.slo.seconds, None, None, spec.slo.latency, obs.token_mix, obs.gpu_types
             )
             if rate < opts.learn_min_load * declared:
                 continue

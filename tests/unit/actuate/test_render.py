@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from paretoscale.actuate.render import Owner, render_deployment, render_pdb, render_service
+from paretoscale.api.accelerators import gpu_types
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.api.vllm import vllm_argv
@@ -81,6 +82,36 @@ def test_gpu_request_and_selector() -> None:
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 4
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
     assert d["metadata"]["ownerReferences"][0]["controller"] is True
+
+
+def test_gpu_selector_and_resource_come_from_the_mapping() -> None:
+    """GKE labels for a built-in type; a declared type's own label and extended resource."""
+    doc = yaml.safe_load((ROOT / "examples" / ASSISTANT).read_text())
+    doc["spec"]["gpus"].append({"type": "acme-x1", "usdPerHour": "2", "available": 8})
+    doc["spec"]["variants"][2]["gpu"] = {"type": "acme-x1", "count": 2}
+    doc["spec"]["template"] = {"nodeSelector": {"pool": "inference"}}
+    spec = ModelDeploymentSpec.model_validate(doc["spec"])
+    acme = {
+        "labelKey": "acme.com/accelerator",
+        "labelValue": "x1",
+        "resource": "acme.com/gpu",
+        "memoryGiB": 96,
+        "memoryBandwidthTBps": 2.4,
+        "bf16Tflops": 400,
+        "computeCapability": "9.0",
+    }
+    gpus = gpu_types({"gpuTypes": {"acme-x1": acme}}, "types.yaml", "gke")
+    h100 = pod_of(render_deployment(OWNER, spec, spec.variants[0], 1, gpus))
+    assert h100["nodeSelector"] == {
+        "pool": "inference",
+        "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
+    }
+    assert h100["containers"][0]["resources"]["requests"] == {"nvidia.com/gpu": 1}
+    x1 = pod_of(render_deployment(OWNER, spec, spec.variants[2], 1, gpus))
+    assert x1["nodeSelector"] == {"pool": "inference", "acme.com/accelerator": "x1"}
+    assert x1["containers"][0]["resources"]["limits"] == {"acme.com/gpu": 2}
+    with pytest.raises(KeyError, match="--gpu-types-file"):
+        render_deployment(OWNER, spec, spec.variants[2], 1)  # the built-in table only
 
 
 # ------------------------------------------------------------------ the vLLM pod --------

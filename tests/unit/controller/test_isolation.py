@@ -41,9 +41,11 @@ class Kube(FakeKube):
             self.release.wait(timeout=30)
         super().apply(manifest)
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        super().patch_status(namespace, name, status)
+    def replace_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], version: str | None
+    ) -> str:
         self.by_name.setdefault(name, []).append(dict(status))
+        return super().replace_status(namespace, name, status, version)
 
 
 def context(kube: Kube, timeout_s: float = 20.0) -> Context:

@@ -78,3 +78,44 @@ def test_a_forecast_that_only_moved_within_its_slot_is_not_written() -> None:
     assert status_changed(new, old)
     counters = TickMemory(forecast=f, saturation=SaturationMemory("fp8", 1))
     assert status_changed(with_memory(ModelDeploymentStatus(), counters), old)
+
+
+def _serving(rps: float, replicas: int = 2, reason: str = "Serving") -> ModelDeploymentStatus:
+    return ModelDeploymentStatus.model_validate(
+        {
+            "activeVariant": "fp8",
+            "replicas": replicas,
+            "hourlyCost": f"${6.88 * replicas:.2f}",
+            "observed": {"requestsPerSecond": rps, "basis": "live", "at": "2026-12-06T10:00:00Z"},
+            "decision": {
+                "variant": "fp8",
+                "replicas": replicas,
+                "action": "stay",
+                "reasons": [f"serving {rps:.2f} req/s"],
+                "at": "2026-12-06T10:00:00Z",
+            },
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": reason,
+                    "message": f"{rps:.2f} req/s",
+                    "lastTransitionTime": "2026-12-06T09:00:00Z",
+                }
+            ],
+        }
+    )
+
+
+def test_live_figures_alone_wait_for_the_refresh_interval() -> None:
+    old, new = _serving(10.0), _serving(10.7)
+    assert not status_changed(new, old, since_write_s=30.0, refresh_s=300.0)
+    assert status_changed(new, old, since_write_s=300.0, refresh_s=300.0)
+    assert status_changed(new, old)  # time of the last write unknown: write
+
+
+def test_a_change_in_substance_is_written_at_once() -> None:
+    old = _serving(10.0)
+    assert status_changed(_serving(10.0, replicas=3), old, since_write_s=1.0)
+    assert status_changed(_serving(10.0, reason="Degraded"), old, since_write_s=1.0)
+    assert not status_changed(_serving(10.0), old, since_write_s=1000.0)  # nothing moved

@@ -51,8 +51,17 @@ class FakeKube:
     def post_event(self, obj: Any, type_: str, reason: str, message: str) -> None:
         self.events.append(reason)
 
-    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    def replace_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], version: str | None
+    ) -> str:
         self.statuses.append(dict(status))
+        return f"written-{len(self.statuses)}"
+
+    def pending_pods(self, namespace: str, selector: str) -> list[tuple[str, str]]:
+        return []
+
+    def read_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return next((m for m in self.mds if m["metadata"]["name"] == name), None)
 
 
 def md_serving_fp8(replicas: int) -> dict[str, Any]:
@@ -161,3 +170,47 @@ def test_a_modeldeployment_being_deleted_gets_nothing_applied() -> None:
     asyncio.run(sync_cache(ctx, ["llm"]))
     asyncio.run(ctx.reconcile_key(("llm", "assistant")))
     assert kube.applied == [] and kube.statuses == []
+
+
+def md_on_acme() -> dict[str, Any]:
+    """The assistant example with its L40S variant moved to acme-x1, a made-up GPU type."""
+    doc = yaml.safe_load(
+        (ROOT / "examples" / "assistant-llama-8b.yaml").read_text().replace("L40S", "acme-x1")
+    )
+    doc["metadata"].update(uid="u-2", generation=1)
+    doc["spec"]["variants"] = [v for v in doc["spec"]["variants"] if v["gpu"]["type"] != "H100"]
+    doc["spec"]["gpus"] = [g for g in doc["spec"]["gpus"] if g["type"] != "H100"]
+    return dict(doc)
+
+
+def test_a_gpu_type_outside_the_mapping_is_an_invalid_spec_and_inside_it_is_rendered() -> None:
+    from paretoscale.api.accelerators import gpu_types
+
+    kube = FakeKube([md_on_acme()], {})
+    ctx = context(kube)
+    asyncio.run(sync_cache(ctx, ["llm"]))
+    asyncio.run(ctx.reconcile_key(("llm", "assistant")))
+    assert kube.applied == [] and kube.events == ["InvalidSpec"]
+    (valid,) = [c for c in kube.statuses[-1]["conditions"] if c["type"] == "SpecValid"]
+    assert valid["status"] == "False"
+    assert "unknown GPU type 'acme-x1'" in valid["message"]
+    assert "--gpu-types-file" in valid["message"]
+
+    acme = {
+        "labelKey": "cloud.google.com/gke-accelerator",
+        "labelValue": "acme-x1",
+        "resource": "acme.com/gpu",
+        "memoryGiB": 48,
+        "memoryBandwidthTBps": 0.9,
+        "bf16Tflops": 360,
+        "computeCapability": "8.9",
+    }
+    kube = FakeKube([md_on_acme()], {})
+    ctx = context(kube)
+    ctx.gpu_types = gpu_types({"gpuTypes": {"acme-x1": acme}}, "types.yaml", "gke")
+    asyncio.run(sync_cache(ctx, ["llm"]))
+    asyncio.run(ctx.reconcile_key(("llm", "assistant")))
+    (dep,) = [m for m in kube.applied if m["kind"] == "Deployment"]
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "acme-x1"}
+    assert pod["containers"][0]["resources"]["requests"]["acme.com/gpu"] == 1

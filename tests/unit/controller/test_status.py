@@ -141,3 +141,17 @@ def test_recently_failed_from_last_switches() -> None:
     )
     assert set(recently_failed(s, 1000.0 + 100, 1800)) == {"fp8"}
     assert recently_failed(s, 1000.0 + 1800, 1800) == {}
+
+
+def test_slo_unreachable_is_set_and_cleared(spec: ModelDeploymentSpec) -> None:
+    """No variant meets a 0.05 s SLO: SLOUnreachable=True with the decision's reason (the
+    cheapest variant at its fewest replicas); back at 8 s it is False."""
+    tight = spec.model_copy(update={"slo": spec.slo.model_copy(update={"seconds": 0.05})})
+    s = tick(tight, ModelDeploymentStatus(), 1000.0)
+    cond = next(c for c in s.conditions if c.type == "SLOUnreachable")
+    assert (cond.status, cond.reason) == ("True", "NoVariantMeetsSLO")
+    assert cond.message.startswith("no variant meets the SLO") and "net" in cond.message
+    assert s.target_variant == "w4a16-l40s"  # the cheapest, not the priciest at maxReplicas
+    back = tick(spec, s, 2000.0)
+    cond = next(c for c in back.conditions if c.type == "SLOUnreachable")
+    assert (cond.status, cond.reason) == ("False", "SLOReachable")

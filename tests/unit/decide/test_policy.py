@@ -9,7 +9,7 @@ import pytest
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.guards import stabilized_replicas
-from paretoscale.decide.policy import decide
+from paretoscale.decide.policy import decide, delivered
 from paretoscale.decide.saturation import Saturation, SaturationMemory
 from paretoscale.decide.types import CurrentState, Observation, ScaleDown
 
@@ -184,22 +184,37 @@ def test_gpus_the_cluster_shows_bound_the_choice(spec: ModelDeploymentSpec) -> N
     assert decide(spec, obs(30.0, gpus_available={"H100": 99}), state).variant == "fp8"
 
 
-def test_nothing_feasible_runs_what_serves_most_within_the_inventory(
+def test_nothing_feasible_runs_the_best_net_value_within_the_inventory(
     spec: ModelDeploymentSpec,
 ) -> None:
-    # no GPU type can hold the load: the fallback runs the variant serving the most of it,
-    # at replicas that fit the inventory, not the active one at replicas that cannot run
+    # no GPU type can hold the load: the fallback runs the variant with the highest net value
+    # at the capacity it delivers, at replicas that fit the inventory
     state = CurrentState(active="fp8", replicas=1, variant_since=0.0)
-    d = decide(spec, obs(500.0, gpus_available={"H100": 1, "L40S": 8}), state)
-    assert not d.slo_met
+    gpus = {"H100": 1, "L40S": 8}
+    d = decide(spec, obs(500.0, gpus_available=gpus), state)
+    assert not d.slo_met and d.reasons[0].startswith("no variant meets the SLO")
     e = d.evaluation(d.variant)
-    available = {"H100": 1, "L40S": 8}[e.gpu_type]
-    assert d.replicas <= available
-    served = {
-        x.name: x.capacity_rps * min(x.replicas, {"H100": 1, "L40S": 8}[x.gpu_type])
-        for x in d.evaluations
-    }
-    assert served[d.variant] * (1 + spec.rollout.switch_margin) >= max(served.values())
+    assert d.replicas <= gpus[e.gpu_type]
+    options = {x.name: delivered(spec, x, 500.0, gpus) for x in d.evaluations}
+    chosen = options[d.variant]
+    assert chosen.replicas == d.replicas
+    best = max(f.net_usd_per_hour for f in options.values())
+    margin = spec.rollout.switch_margin * e.hourly_cost_usd * d.replicas / e.replicas
+    assert chosen.net_usd_per_hour >= best - margin
+
+
+def test_an_unreachable_slo_never_runs_the_priciest_variant_at_max_replicas(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """At a 0.05 s SLO no variant serves anything within it: the cheapest runs at its fewest
+    replicas (the least money lost), not the priciest at maxReplicas."""
+    tight = spec.model_copy(update={"slo": spec.slo.model_copy(update={"seconds": 0.05})})
+    d = decide(tight, obs(12.0), CurrentState())
+    assert not d.slo_met and all(not e.feasible for e in d.evaluations)
+    cheapest = min(d.evaluations, key=lambda e: e.hourly_cost_usd / e.replicas)
+    assert (d.variant, d.replicas) == (cheapest.name, tight.traffic.min_replicas)
+    assert d.replicas < tight.traffic.max_replicas
+    assert "0.00 req/s within the SLO" in d.reasons[0]
 
 
 def test_a_surge_in_the_last_minute_adds_replicas_at_once(spec: ModelDeploymentSpec) -> None:
@@ -212,3 +227,25 @@ def test_a_surge_in_the_last_minute_adds_replicas_at_once(spec: ModelDeploymentS
     # a short window below the long one never lowers the replicas
     lull = decide(spec, obs(20.0, arrivals_per_s=20.0, arrivals_recent_per_s=2.0), state)
     assert lull.replicas == calm.replicas
+
+
+def test_a_negative_calibration_from_ab_tests_is_clamped_and_said(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """A negative online delta would make quality worth less than nothing and the objective
+    pick the worst variant: the calibration is clamped into (0, 1], the decision says so,
+    and the choice is the one of a small positive calibration."""
+    tests = [{"offlineDelta": 0.02, "onlineDelta": -0.01}]
+    value = spec.value.model_copy(update={"calibration_factor": None})
+    bad = spec.model_copy(
+        update={
+            "value": value.model_validate({**value.model_dump(by_alias=True), "abTests": tests})
+        }
+    )
+    small = spec.model_copy(
+        update={"value": spec.value.model_copy(update={"calibration_factor": 0.01})}
+    )
+    d = decide(bad, obs(12.0), CurrentState())
+    assert "outside (0, 1]" in d.reasons[-1]
+    assert d.variant == decide(small, obs(12.0), CurrentState()).variant
+    assert all(e.value_per_hour_usd > 0 for e in d.evaluations)

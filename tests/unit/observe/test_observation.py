@@ -49,6 +49,11 @@ def rate(variant: str, value: str, namespace: str = "llm", md: str = "assistant"
     return {"metric": labels, "value": [AT, value]}
 
 
+def by_reason(variant: str, value: str, reason: str) -> dict[str, Any]:
+    series = rate(variant, value)
+    return {**series, "metric": {**series["metric"], "finished_reason": reason}}
+
+
 def test_recorded_tick(recorded: MetricsSnapshot, spec: ModelDeploymentSpec) -> None:
     seen = observation_for(
         recorded,
@@ -304,9 +309,13 @@ def test_arrivals_are_completions_plus_queue_growth(spec: ModelDeploymentSpec) -
     completions; aborted requests are part of the completions and reported."""
     snap = snapshot(
         {
-            "request_rate": [rate("bf16", "4"), rate("fp8", "3"), rate("int4", "1")],
+            "request_rate": [
+                by_reason("bf16", "3.5", "length"),
+                by_reason("bf16", "0.5", "abort"),
+                rate("fp8", "3"),
+                rate("int4", "1"),
+            ],
             "queue_growth": [rate("bf16", "2.5"), rate("fp8", "-0.5")],
-            "aborted_rate": [rate("bf16", "0.5")],
         }
     )
     seen = observation_for(snap, "llm", "assistant", spec, AT, 120, {})
@@ -329,7 +338,7 @@ def test_arrivals_never_below_zero(spec: ModelDeploymentSpec) -> None:
 def test_recorded_tick_without_the_arrival_queries_falls_back_to_completions(
     recorded: MetricsSnapshot, spec: ModelDeploymentSpec
 ) -> None:
-    """data/recorded_tick.json predates queue_growth and aborted_rate: absent answers leave
+    """data/recorded_tick.json predates queue_growth and request_totals: absent answers leave
     arrivals unknown (None, not zero), and demand is the completions."""
     obs = observation_for(recorded, "llm", "assistant", spec, recorded.at, 120, {}).observation
     assert obs.requests_per_s is not None and obs.requests_per_s > 0

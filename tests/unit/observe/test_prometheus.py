@@ -110,7 +110,8 @@ def test_one_instant_per_tick_and_the_rendered_queries() -> None:
     assert {p["time"] for _, p in client.calls if p} == {"1234.500"}
     sent = [q for q, _ in client.calls]
     assert sent[0] == (
-        'sum by (namespace, modeldeployment, variant) (rate(vllm:request_success_total{namespace=~"llm"}[90s]))'
+        "sum by (namespace, modeldeployment, variant, finished_reason) "
+        '(rate(vllm:request_success_total{namespace=~"llm"}[90s]))'
     )
     assert sorted(sent) == sorted(poller.rendered().values())
     assert snap.gpu_prices_usd_per_hour == {"L40S": 1.86}

@@ -30,7 +30,7 @@ def test_the_fixed_set() -> None:
         "e2e_latency_buckets",
         "ttft_buckets",
         "itl_buckets",
-        "aborted_rate",
+        "request_totals",
         "queue_growth",
         "prompt_tokens_rate",
         "generation_tokens_rate",
@@ -61,7 +61,12 @@ def test_every_vllm_query_is_grouped_by_the_variant_labels() -> None:
 def test_rendered_queries() -> None:
     rate = DEFAULT_TEMPLATES["request_rate"].render("2m")
     assert rate == (
-        "sum by (namespace, modeldeployment, variant) (rate(vllm:request_success_total{}[2m]))"
+        "sum by (namespace, modeldeployment, variant, finished_reason) "
+        "(rate(vllm:request_success_total{}[2m]))"
+    )
+    assert DEFAULT_TEMPLATES["request_totals"].render("2m") == (
+        "sum by (namespace, modeldeployment, variant, finished_reason) "
+        "(vllm:request_success_total{})"
     )
     e2e = DEFAULT_TEMPLATES["e2e_latency_buckets"].render("90s", 'namespace=~"llm"')
     assert e2e == (
@@ -205,3 +210,26 @@ def test_load_templates_refuses(tmp_path: Path, text: str, match: str) -> None:
 def test_missing_queries_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read the queries file"):
         load_templates(str(tmp_path / "nope.yaml"))
+
+
+def test_the_price_query_joins_on_every_label_key_of_the_gpu_type_mapping() -> None:
+    from paretoscale.api.accelerators import preset
+    from paretoscale.observe.prometheus import priced
+    from paretoscale.observe.queries import PRICE_QUERY, gpu_price_query, node_label
+
+    assert node_label("cloud.google.com/gke-accelerator") == (
+        "label_cloud_google_com_gke_accelerator"
+    )
+    gke = priced(DEFAULT_TEMPLATES, preset("gke"))[PRICE_QUERY].render("2m")
+    labels = (
+        "label_amd_com_gpu_product_name, label_cloud_google_com_gke_accelerator, "
+        "label_nvidia_com_gpu_product"
+    )
+    assert gke == (
+        f"avg by ({labels}) (node_gpu_hourly_cost * on (node) "
+        f"group_left ({labels}) kube_node_labels)"
+    )
+    assert DEFAULT_TEMPLATES[PRICE_QUERY] == gpu_price_query(["nvidia.com/gpu.product"])
+    # A price query from the queries file is kept as written.
+    mine = apply_overrides({PRICE_QUERY: "avg by (label_x) (my_price)"})
+    assert priced(mine, preset("gke"))[PRICE_QUERY].promql == "avg by (label_x) (my_price)"

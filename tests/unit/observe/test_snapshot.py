@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from paretoscale.api.accelerators import gpu_types
 from paretoscale.observe.snapshot import (
     MetricsSnapshot,
     QueryFailure,
@@ -245,9 +246,41 @@ def test_prices_by_gpu_type() -> None:
     assert snap.gpu_prices_usd_per_hour == {"H100": 6.88}
     assert snap.notes == (
         "gpu_price for L40S: value 'NaN' ignored",
-        "gpu_price: GPU product 'NVIDIA-B300' is not in the GPU table; price ignored",
-        "gpu_price: a series without label_nvidia_com_gpu_product ignored",
+        "gpu_price: GPU node label {'nvidia.com/gpu.product': 'NVIDIA-B300'} is no GPU type "
+        "of the mapping; price ignored",
+        "gpu_price: a series without any of label_amd_com_gpu_product_name, "
+        "label_nvidia_com_gpu_product ignored",
     )
+
+
+def test_prices_join_on_the_label_keys_of_the_mapping() -> None:
+    """GKE-labelled nodes price the built-in types; a declared type prices by its own label."""
+    acme = {
+        "labelKey": "acme.com/accelerator",
+        "labelValue": "x1",
+        "resource": "acme.com/gpu",
+        "memoryGiB": 96,
+        "memoryBandwidthTBps": 2.4,
+        "bf16Tflops": 400,
+        "precisions": ["bf16"],
+    }
+    gpus = gpu_types({"gpuTypes": {"acme-x1": acme}}, "types.yaml", "gke")
+    gke = "label_cloud_google_com_gke_accelerator"
+    snap = build_snapshot(
+        1000.0,
+        {
+            "request_rate": [],
+            "gpu_price": [
+                {"metric": {gke: "nvidia-h100-80gb"}, "value": [1, "3.10"]},
+                {"metric": {"label_acme_com_accelerator": "x1"}, "value": [1, "1.25"]},
+                {"metric": {"label_nvidia_com_gpu_product": "NVIDIA-L40S"}, "value": [1, "1.9"]},
+            ],
+        },
+        2,
+        gpus=gpus,
+    )
+    assert snap.gpu_prices_usd_per_hour == {"H100": 3.10, "acme-x1": 1.25, "L40S": 1.9}
+    assert snap.notes == ()
 
 
 def test_failed_price_query() -> None:
@@ -262,12 +295,40 @@ def test_queue_growth_may_be_negative_other_figures_may_not() -> None:
         {
             "request_rate": [series("2")],
             "queue_growth": [series("-0.75")],
-            "aborted_rate": [series("-1")],
+            "request_totals": [series("-1", finished_reason="abort")],
         },
         3,
     )
     m = snap.variants[VariantKey("llm", "assistant", "bf16")]
     assert m.queue_growth_per_s == -0.75
     assert m.arrivals_per_s == pytest.approx(1.25)
-    assert m.aborted_per_s is None
-    assert any("aborted_rate" in n and "not a number >= 0" in n for n in snap.notes)
+    assert m.aborts_total is None and m.finished_total is None
+    assert any("request_totals" in n and "not a number >= 0" in n for n in snap.notes)
+
+
+def test_figures_by_finished_reason() -> None:
+    """request_rate and request_totals come by finished_reason: the load is the sum, abort
+    and error are split out, a reason without a series counts 0 (vLLM creates every
+    reason's series up front), and without the label abort and error are unknown."""
+    by_reason = [
+        series("3", finished_reason="stop"),
+        series("1", finished_reason="length"),
+        series("0.5", finished_reason="abort"),
+    ]
+    totals = [series("90", finished_reason="length"), series("10", finished_reason="error")]
+    other = {"variant": "fp8"}
+    snap = build_snapshot(
+        1000.0,
+        {
+            "request_rate": [*by_reason, series("2", **other)],
+            "request_totals": [*totals, series("7", **other)],
+        },
+        2,
+    )
+    m = snap.variants[VariantKey("llm", "assistant", "bf16")]
+    assert (m.requests_per_s, m.aborted_per_s, m.errored_per_s) == (4.5, 0.5, 0.0)
+    assert (m.finished_total, m.aborts_total, m.errors_total) == (100.0, 0.0, 10.0)
+    assert m.served_per_s == 4.0
+    f = snap.variants[VariantKey("llm", "assistant", "fp8")]
+    assert (f.requests_per_s, f.aborted_per_s, f.errored_per_s) == (2.0, None, None)
+    assert (f.finished_total, f.aborts_total, f.errors_total) == (7.0, None, None)

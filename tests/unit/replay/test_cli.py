@@ -164,3 +164,13 @@ def test_bad_input_exits_2(
 def test_malformed_flag_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "-f", str(ASSISTANT), "--seed", "x")
     assert code == 2 and "--seed" in err
+
+
+def test_a_gpu_type_the_simulator_has_no_figures_for_exits_2(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str], tmp_path: Path
+) -> None:
+    md = tmp_path / "md.yaml"
+    md.write_text(ASSISTANT.read_text().replace("type: L40S", "type: acme-x1"))
+    code, _, err = run(capsys, "-f", str(md), "--rate-series", files["shape"], "--peak-rps", "9")
+    assert code == 2
+    assert "replayed on the built-in GPU types" in err and "unknown GPU type 'acme-x1'" in err

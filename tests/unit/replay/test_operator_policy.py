@@ -62,6 +62,34 @@ def test_warm_start_is_stable_at_once(assistant: ModelDeploymentSpec) -> None:
     assert m.rollout.phase == "Stable" and m.rollout.active == "fp8" and m.variant_since == 0.0
 
 
+def fp8_verified() -> PromView:
+    """fp8 served 40 requests since its replicas became Ready, p95 within the 8 s SLO."""
+    scrapes = Scrapes(12, 4, (8.0, 16.0), True, seed=0)
+    assert scrapes.hist is not None
+    scrapes.ready[9, 1] = 8
+    scrapes.completions[9, 1] = 40
+    scrapes.hist[9, 1] = [40, 0, 0]
+    return PromView(scrapes, 11, 30.0, 1, 4, 100.0)
+
+
+def test_a_target_without_traffic_is_not_switched_to(
+    assistant: ModelDeploymentSpec, on_l40s: OperatorMemory
+) -> None:
+    """Fail-closed: past the verify window with no series for fp8, the Service stays on both
+    variants; at the verification deadline the rollout rolls back and says why."""
+    ps, both = Paretoscale(assistant), {"w4a16-l40s": 1, "fp8": 8}
+    out = ps.decide(at(100.0, 2000.0, on_l40s, {"w4a16-l40s": 1}))
+    out = ps.decide(at(100.0, 2330.0, out.memory, both))
+    since = memory(out).rollout.phase_since
+    assert since is not None and memory(out).rollout.phase == "Verifying"
+    out = ps.decide(at(100.0, since + 300.0, out.memory, both))
+    assert out.serving == ("w4a16-l40s", "fp8") and memory(out).switches == 0
+    deadline = since + assistant.rollout.verify_timeout_seconds
+    out = ps.decide(at(100.0, deadline, out.memory, both))
+    assert out.serving == ("w4a16-l40s",) and memory(out).rollbacks == 1
+    assert "no metrics" in memory(out).rollout.message
+
+
 def test_switch_goes_through_prepare_verify_switch_drain(
     assistant: ModelDeploymentSpec, on_l40s: OperatorMemory
 ) -> None:
@@ -73,7 +101,7 @@ def test_switch_goes_through_prepare_verify_switch_drain(
     assert out.serving == ("w4a16-l40s",)  # fp8 still loading
     out = ps.decide(at(100.0, 2330.0, out.memory, both))
     assert out.serving == ("w4a16-l40s", "fp8")  # Ready: verifying, both serve
-    out = ps.decide(at(100.0, 2390.0, out.memory, both))
+    out = ps.decide(at(100.0, 2390.0, out.memory, both, view=fp8_verified()))
     assert out.serving == ("fp8",) and out.replicas == both  # switching
     out = ps.decide(at(100.0, 2420.0, out.memory, both))
     assert out.serving == ("fp8",) and out.replicas == both  # draining, 0 of 60 s

@@ -10,8 +10,8 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.policy import decide
 from paretoscale.decide.types import CurrentState, Decision, Observation
-from paretoscale.rollout.analysis import Verdict, analyze
-from paretoscale.rollout.machine import RolloutState, VariantFacts, step
+from paretoscale.rollout.analysis import Reading, Verdict, analyze
+from paretoscale.rollout.machine import RolloutState, VariantFacts, step, verify_deadline_s
 
 EXAMPLE = Path(__file__).parents[3] / "examples" / "assistant-llama-8b.yaml"
 OK = Verdict("Inconclusive", "no traffic yet")
@@ -168,17 +168,82 @@ def test_stable_scales_within_variant(spec: ModelDeploymentSpec) -> None:
 
 
 @pytest.mark.parametrize(
-    ("latency", "requests", "errors", "outcome"),
+    ("reading", "outcome", "words"),
     [
-        (5.0, 100, 0.0, "Successful"),
-        (9.0, 100, 0.0, "Failed"),
-        (5.0, 5, 0.0, "Inconclusive"),
-        (None, 100, None, "Inconclusive"),
-        (5.0, 100, 0.2, "Failed"),
+        (Reading(5.0, 100, 0, 0), "Successful", "within the SLO"),
+        (Reading(9.0, 100, 0, 0), "Failed", "exceeds the SLO"),
+        (Reading(5.0, 5, 0, 0), "Inconclusive", "not enough traffic (5 of 20"),
+        (Reading(None, 100, 0, 0), "Unavailable", "latency missing"),
+        (Reading(5.0, None, None, None), "Unavailable", "no request counts"),
+        (Reading(5.0, 100, 6, 0), "Failed", "6 of 100 requests failed"),
+        (Reading(5.0, 100, 5, 0), "Successful", "5 of 100 requests failed"),
+        (Reading(None, 8, 2, 0), "Failed", "2 of 8 requests failed"),  # fails before 20
+        (Reading(5.0, 100, 0, 10), "Failed", "aborted"),
     ],
-    ids=["within", "over-slo", "little-traffic", "no-metrics", "errors"],
+    ids=[
+        "within",
+        "over-slo",
+        "little-traffic",
+        "latency-missing",
+        "no-counts",
+        "errors",
+        "errors-at-limit",
+        "errors-early",
+        "aborts",
+    ],
 )
-def test_analysis(
-    latency: float | None, requests: float, errors: float | None, outcome: str
+def test_analysis(reading: Reading, outcome: str, words: str) -> None:
+    v = analyze("fp8", reading, 8.0, "p95 e2e")
+    assert v.outcome == outcome and words in v.message
+
+
+def test_aborts_no_worse_than_what_serves_pass() -> None:
+    """Clients that give up on both variants (an overload) do not fail the target."""
+    target = Reading(5.0, 100, 0, 10)
+    assert analyze("fp8", target, 8.0, "p95", Reading(5.0, 1000, 0, 100)).outcome == "Successful"
+    assert analyze("fp8", target, 8.0, "p95", Reading(5.0, 1000, 0, 10)).outcome == "Failed"
+
+
+VERIFYING = RolloutState("Verifying", "bf16", "fp8", 1, 0, 10)
+BOTH = {"bf16": VariantFacts(2, 2), "fp8": VariantFacts(1, 1)}
+
+
+@pytest.mark.parametrize(
+    ("verdict", "why"),
+    [
+        (Verdict("Inconclusive", "fp8: 3 of 20 requests", "not enough traffic"), "not enough"),
+        (Verdict("Unavailable", "fp8: latency missing", "latency missing"), "latency missing"),
+        (Verdict("Unavailable", "no vllm series", "no metrics"), "no metrics"),
+    ],
+)
+def test_verification_never_passes_without_success_and_times_out(
+    spec: ModelDeploymentSpec, verdict: Verdict, why: str
 ) -> None:
-    assert analyze("fp8", latency, 8.0, "p95 e2e", requests, errors).outcome == outcome
+    """Fail-closed: Inconclusive and Unavailable keep the Service on both variants past the
+    verify window, and roll back at the deadline with a reason that says which."""
+    r = spec.rollout
+    deadline = 10 + verify_deadline_s(r)
+    for now in (10 + r.verify_seconds, deadline - 1):
+        st = step(VERIFYING, hold(spec, "bf16"), BOTH, verdict, r, now=now)
+        assert st.state.phase == "Verifying" and st.fleet.service == ("bf16", "fp8")
+        assert st.switch is None
+    st = step(VERIFYING, hold(spec, "bf16"), BOTH, verdict, r, now=deadline)
+    assert st.state.phase == "Stable" and st.state.active == "bf16"
+    assert st.fleet.service == ("bf16",) and st.fleet.replicas["fp8"] == 0
+    assert st.switch is not None and st.switch.outcome == "rolledBack"
+    assert "verification timed out" in st.switch.reason and why in st.switch.reason
+
+
+def test_success_switches_only_after_the_verify_window(spec: ModelDeploymentSpec) -> None:
+    r = spec.rollout
+    ok = Verdict("Successful", "fp8: p95 e2e 2s within the SLO 8s")
+    early = step(VERIFYING, hold(spec, "bf16"), BOTH, ok, r, now=10 + r.verify_seconds - 1)
+    assert early.state.phase == "Verifying"
+    st = step(VERIFYING, hold(spec, "bf16"), BOTH, ok, r, now=10 + r.verify_seconds)
+    assert st.state.phase == "Switching" and st.fleet.service == ("fp8",)
+
+
+def test_the_deadline_is_at_least_the_verify_window(spec: ModelDeploymentSpec) -> None:
+    r = spec.rollout.model_copy(update={"verify_seconds": 900, "verify_timeout_seconds": 30})
+    assert verify_deadline_s(r) == 900
+    assert verify_deadline_s(spec.rollout) == spec.rollout.verify_timeout_seconds == 600

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from paretoscale.api.accelerators import gpu_types
 from paretoscale.sim.bridge import Bridge, desired_sims, gpu_type_for, target_labels
 from paretoscale.sim.kube import PodInfo, sanitize_label, vllm_serve_args
 
@@ -68,6 +69,37 @@ def test_vllm_serve_args(command: tuple[str, ...], expected: list[str] | None) -
 )  # fmt: skip
 def test_label_sanitizing(key: str, label: str) -> None:
     assert sanitize_label(key) == label
+
+
+def test_gpu_types_come_from_the_mapping_gke_labels_and_declared_types() -> None:
+    acme = {
+        "labelKey": "cloud.google.com/gke-accelerator",
+        "labelValue": "acme-x1",
+        "resource": "acme.com/gpu",
+        "memoryGiB": 96,
+        "memoryBandwidthTBps": 2.4,
+        "bf16Tflops": 400,
+        "precisions": ["bf16"],
+    }
+    gpus = gpu_types({"gpuTypes": {"acme-x1": acme}}, "types.yaml", "gke")
+    nodes = {
+        "gke-h200": {"cloud.google.com/gke-accelerator": "nvidia-h200-141gb"},
+        "gke-acme": {"cloud.google.com/gke-accelerator": "acme-x1"},
+    }
+    pods = [
+        pod("h200", node="gke-h200"),
+        pod("acme", node="gke-acme"),
+        pod("l4-selector", node=None, selector={"cloud.google.com/gke-accelerator": "nvidia-l4"}),
+    ]
+    wanted, warnings = desired_sims(pods, nodes, "H100", gpus)
+    assert wanted["demo/h200"].gpu_type == "H200"
+    assert wanted["demo/l4-selector"].gpu_type == "L4"
+    assert gpu_type_for(pods[1], nodes, gpus) == "acme-x1"
+    # The simulator has no figures for a declared type: it runs the default, and says so.
+    assert wanted["demo/acme"].gpu_type == "H100"
+    assert any("demo/acme: no simulator figures for acme-x1" in w for w in warnings)
+    # With the NFD labels only, GKE-labelled nodes name no type.
+    assert gpu_type_for(pods[0], nodes) is None
 
 
 def test_desired_sims_table() -> None:
@@ -186,3 +218,20 @@ def test_health_annotation_patches_only_what_is_stale() -> None:
         ("demo", "b", "true"),
         ("demo", "d", "false"),
     ]
+
+
+def test_error_rate_reaches_the_simulator_from_env_or_the_variants_args() -> None:
+    """PARETOSCALE_SIM_ERROR_RATE (template env: every variant) becomes --sim-error-rate; a
+    variant's own `--sim-error-rate=` in its vllm serve args (vllm.extraArgs) is passed
+    through to its simulator, whose command line takes it as a simulator flag."""
+    from paretoscale.sim.cli import split_sim_flags
+
+    pods = [
+        pod("env", env={"PARETOSCALE_SIM_ERROR_RATE": "0.25"}),
+        pod("args", command=(*SERVE, "--sim-error-rate=0.5")),
+    ]
+    wanted, _ = desired_sims(pods, NODES, "H100")
+    assert wanted["demo/env"].sim_flags == ("--sim-error-rate", "0.25")
+    argv = wanted["demo/args"].argv("python", 1234)
+    sim, _ = split_sim_flags(argv[4:])
+    assert "--sim-error-rate=0.5" in sim

@@ -129,7 +129,7 @@ def check_exposition(text: str, requests: int, prompt_tokens: int, generated: in
             assert {k: sample.labels[k] for k in labels} == labels
     reasons = {s.labels["finished_reason"] for s in families["vllm:request_success"].samples
                if s.name.endswith("_total")}  # fmt: skip
-    assert reasons == {"stop", "length", "abort"}
+    assert reasons == {"stop", "length", "abort", "error"}
     for name in EXPECTED_GAUGES:
         assert families[name].type == "gauge", name
         assert [s.labels for s in families[name].samples] == [labels]
@@ -257,3 +257,36 @@ def test_thousand_concurrent_requests_on_one_loop() -> None:
         return len(tokens), sum(tokens)
 
     assert run(scenario) == (1000, 20_000)
+
+
+def test_error_rate_answers_500_and_counts_finished_reason_error() -> None:
+    """--sim-error-rate: that share of requests (seeded draw) fails at once with HTTP 500,
+    counted as finished_reason="error"; the others are answered as usual."""
+
+    async def scenario() -> tuple[list[int], str]:
+        server = await _server(time_scale=50.0, error_rate=0.5, seed=3)
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            async with aiohttp.ClientSession() as s:
+                statuses = []
+                for _ in range(40):
+                    body = {"prompt": "hello", "max_tokens": 2}
+                    async with s.post(f"{base}/v1/completions", json=body) as r:
+                        statuses.append(r.status)
+                        if r.status == 500:
+                            assert (await r.json())["type"] == "InternalServerError"
+                async with s.get(f"{base}/metrics") as r:
+                    return statuses, await r.text()
+        finally:
+            await server.close()
+
+    statuses, text = run(scenario)
+    errors = statuses.count(500)
+    assert set(statuses) == {200, 500} and 10 <= errors <= 30
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    counts = {
+        s.labels["finished_reason"]: s.value
+        for s in families["vllm:request_success"].samples
+        if s.name.endswith("_total")
+    }
+    assert counts["error"] == errors and counts["length"] == 40 - errors

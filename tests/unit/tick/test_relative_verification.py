@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from paretoscale.rollout.analysis import analyze
+from paretoscale.rollout.analysis import Reading, analyze
 
 
 @pytest.mark.parametrize(
@@ -23,7 +23,13 @@ from paretoscale.rollout.analysis import analyze
 def test_a_target_no_worse_than_what_serves_passes(
     target: float, baseline: float | None, outcome: str
 ) -> None:
-    v = analyze("w4a16-l40s", target, 8.0, "p95 e2e", 100, None, baseline)
+    v = analyze(
+        "w4a16-l40s",
+        Reading(target, 100, 0, 0),
+        8.0,
+        "p95 e2e",
+        Reading(baseline, 1000, 0, 0) if baseline is not None else None,
+    )
     assert v.outcome == outcome
     if outcome == "Successful" and target > 8.0:
         assert "no worse than what serves now" in v.message

@@ -107,7 +107,11 @@ def snapshot(w: World) -> MetricsSnapshot:
             kv_cache_usage=s.kv,
             replicas_reporting=s.ready,
             aborted_per_s=0.0,
+            errored_per_s=0.0,
             queue_growth_per_s=0.0,
+            finished_total=WINDOW * s.completions,  # it started serving at the window's start
+            errors_total=0.0,
+            aborts_total=0.0,
         )
     return MetricsSnapshot(NOW, None, variants, {}, queries_run=12)
 
