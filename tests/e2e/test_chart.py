@@ -253,14 +253,27 @@ def test_install_cluster_scope_grants_what_the_operator_does_and_no_secrets(
     denied = sa.kubectl("get", "secrets", "-n", namespace)
     assert denied.returncode != 0 and "Forbidden" in denied.stderr, denied.stderr
     admin.ok("apply", "-f", "-", stdin=example_in(other_namespace))
-    # The operator patches status without reading it first (kubectl patch would GET first).
+    # The operator replaces the status at the resourceVersion it read (actuate/kube.py).
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
     sa_api = k8s_config.new_client_from_config(config_file=str(sa.kubeconfig))
-    k8s.CustomObjectsApi(sa_api).patch_namespaced_custom_object_status(
+    custom = k8s.CustomObjectsApi(sa_api)
+    md = custom.get_namespaced_custom_object(
+        "paretoscale.io", "v1alpha1", other_namespace, "modeldeployments", "assistant"
+    )
+    custom.replace_namespaced_custom_object_status(
         "paretoscale.io", "v1alpha1", other_namespace, "modeldeployments", "assistant",
-        {"status": {"phase": "Stable", "activeVariant": "fp8"}},
+        {
+            "apiVersion": "paretoscale.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {
+                "name": "assistant",
+                "namespace": other_namespace,
+                "resourceVersion": md["metadata"]["resourceVersion"],
+            },
+            "status": {"phase": "Stable", "activeVariant": "fp8"},
+        },
     )  # fmt: skip
     status = json.loads(admin.ok("get", "mdep", "assistant", "-n", other_namespace, "-o", "json"))
     assert status["status"]["activeVariant"] == "fp8"
