@@ -274,3 +274,37 @@ def test_deletion_mid_rollout_recreates_nothing(
 
     wait(all_gone, 60, "the ModelDeployment and its Deployments deleted", operator)
     assert seen <= before, "a Deployment was re-created during the deletion"
+
+
+def test_namespace_deletion_mid_rollout_recreates_nothing_and_the_operator_goes_on(
+    kube: Cluster, operator: OperatorProcess, cluster: Any
+) -> None:
+    """Deleting the namespace mid-rollout: the namespace controller deletes the
+    ModelDeployment and its Deployments; the operator re-creates none of them (no apply after
+    deletionTimestamp, and the API refuses new objects in a terminating namespace) and keeps
+    running and healthy rather than failing in a loop."""
+    import urllib.request
+
+    kube.apply(assistant(kube.ns, 12))
+    wait(lambda: stable_on(kube, "fp8"), 60, "Stable on fp8", operator)
+    kube.apply(assistant(kube.ns, 2, rollout={**FAST, "verifySeconds": 60}))
+    wait(lambda: kube.status("assistant").get("phase") == "Verifying", 30, "Verifying", operator)
+    before = {d.metadata.uid for d in kube.deployments().values()}
+    assert len(before) == 2
+    kubectl(cluster, "delete", "namespace", kube.ns, "--wait=false")
+    seen: set[str] = set()
+
+    def all_gone() -> bool:
+        deps = kube.deployments()
+        seen.update(d.metadata.uid for d in deps.values())
+        mds = kube.custom.list_namespaced_custom_object(
+            "paretoscale.io", "v1alpha1", kube.ns, "modeldeployments"
+        )["items"]
+        return not deps and not mds
+
+    wait(all_gone, 90, "the namespace's ModelDeployment and Deployments deleted", operator)
+    assert seen <= before, "a Deployment was re-created during the namespace deletion"
+    time.sleep(3)  # a few more 1 s ticks over the vanished object
+    assert operator.proc is not None and operator.proc.poll() is None, operator.log()
+    health = f"http://127.0.0.1:{operator.health_port}/healthz"
+    assert urllib.request.urlopen(health, timeout=5).status == 200, operator.log()
