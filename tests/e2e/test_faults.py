@@ -239,29 +239,19 @@ def test_kill_mid_rollout_with_a_stray_variant_completes_without_it(
         op.stop()
 
 
-@pytest.mark.parametrize("cascade", ["foreground", "background"])
-def test_deletion_mid_rollout_recreates_nothing(
-    kube: Cluster, operator: OperatorProcess, cluster: Any, cascade: str
-) -> None:
-    """Foreground deletion removes the Deployments before the ModelDeployment: an operator
-    that re-created them would race the garbage collector (no apply after deletionTimestamp);
-    background deletion removes them after it."""
+def deleted_mid_rollout(
+    kube: Cluster, operator: OperatorProcess, cluster: Any, *delete: str
+) -> tuple[set[str], set[str]]:
+    """Roll assistant from fp8 towards w4a16-l40s, run `kubectl delete ...` in Verifying, wait
+    until the ModelDeployment and its Deployments are gone; returns the uids of the
+    Deployments before the deletion and of every one seen during it."""
     kube.apply(assistant(kube.ns, 12))
     wait(lambda: stable_on(kube, "fp8"), 60, "Stable on fp8", operator)
     kube.apply(assistant(kube.ns, 2, rollout={**FAST, "verifySeconds": 60}))
     wait(lambda: kube.status("assistant").get("phase") == "Verifying", 30, "Verifying", operator)
     before = {d.metadata.uid for d in kube.deployments().values()}
     assert len(before) == 2
-    kubectl(
-        cluster,
-        "delete",
-        "mdep",
-        "assistant",
-        "-n",
-        kube.ns,
-        f"--cascade={cascade}",
-        "--wait=false",
-    )
+    kubectl(cluster, "delete", *delete, "--wait=false")
     seen: set[str] = set()
 
     def all_gone() -> bool:
@@ -272,7 +262,20 @@ def test_deletion_mid_rollout_recreates_nothing(
         )["items"]
         return not deps and not mds
 
-    wait(all_gone, 60, "the ModelDeployment and its Deployments deleted", operator)
+    wait(all_gone, 90, "the ModelDeployment and its Deployments deleted", operator)
+    return before, seen
+
+
+@pytest.mark.parametrize("cascade", ["foreground", "background"])
+def test_deletion_mid_rollout_recreates_nothing(
+    kube: Cluster, operator: OperatorProcess, cluster: Any, cascade: str
+) -> None:
+    """Foreground deletion removes the Deployments before the ModelDeployment: an operator
+    that re-created them would race the garbage collector (no apply after deletionTimestamp);
+    background deletion removes them after it."""
+    before, seen = deleted_mid_rollout(
+        kube, operator, cluster, "mdep", "assistant", "-n", kube.ns, f"--cascade={cascade}"
+    )
     assert seen <= before, "a Deployment was re-created during the deletion"
 
 
@@ -285,24 +288,7 @@ def test_namespace_deletion_mid_rollout_recreates_nothing_and_the_operator_goes_
     running and healthy rather than failing in a loop."""
     import urllib.request
 
-    kube.apply(assistant(kube.ns, 12))
-    wait(lambda: stable_on(kube, "fp8"), 60, "Stable on fp8", operator)
-    kube.apply(assistant(kube.ns, 2, rollout={**FAST, "verifySeconds": 60}))
-    wait(lambda: kube.status("assistant").get("phase") == "Verifying", 30, "Verifying", operator)
-    before = {d.metadata.uid for d in kube.deployments().values()}
-    assert len(before) == 2
-    kubectl(cluster, "delete", "namespace", kube.ns, "--wait=false")
-    seen: set[str] = set()
-
-    def all_gone() -> bool:
-        deps = kube.deployments()
-        seen.update(d.metadata.uid for d in deps.values())
-        mds = kube.custom.list_namespaced_custom_object(
-            "paretoscale.io", "v1alpha1", kube.ns, "modeldeployments"
-        )["items"]
-        return not deps and not mds
-
-    wait(all_gone, 90, "the namespace's ModelDeployment and Deployments deleted", operator)
+    before, seen = deleted_mid_rollout(kube, operator, cluster, "namespace", kube.ns)
     assert seen <= before, "a Deployment was re-created during the namespace deletion"
     time.sleep(3)  # a few more 1 s ticks over the vanished object
     assert operator.proc is not None and operator.proc.poll() is None, operator.log()
