@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NoReturn
 
 import kopf
 from kubernetes import client, config
@@ -22,7 +22,7 @@ from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.handlers import configure_watching, register
 from paretoscale.controller.health import Health
-from paretoscale.controller.leader import LeaderElector
+from paretoscale.controller.leader import LeaderElector, LeaseLost
 from paretoscale.controller.loop import CONCURRENCY, tick_loop, tick_once
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.reconcile import Context
@@ -98,13 +98,24 @@ async def run_operator(
         try:
             done, _ = await asyncio.wait({active, keeper}, return_when=asyncio.FIRST_COMPLETED)
             for t in done:
-                t.result()  # LeaseLost propagates: the process exits, restarts as a standby
+                t.result()
+        except LeaseLost as e:
+            exit_now(e)
         finally:
             for t in (active, keeper):
                 t.cancel()
             await asyncio.to_thread(elector.release)
     finally:
         await health_runner.cleanup()
+
+
+def exit_now(lost: LeaseLost) -> NoReturn:
+    """Leadership lost: exit at once, as client-go's leader election does, and let the
+    kubelet restart the process as a standby. No cleanup runs: it could only wait on the API
+    this process may no longer write to (a stalled call, a thread to join)."""
+    log.critical("%s; exiting", lost)
+    logging.shutdown()
+    os._exit(1)
 
 
 async def _run_active(
