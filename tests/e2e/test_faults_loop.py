@@ -33,6 +33,7 @@ import pytest
 
 from . import test_operator as scenarios
 from .operator_harness import ApiProxy, Cluster, OperatorProcess, wait
+from .test_faults import only_active_and_target_run, running_variants
 from .test_operator import FAST, assistant, stable_on
 
 crds_installed = scenarios.crds_installed
@@ -55,22 +56,6 @@ def operator_via(proxy: ApiProxy, namespace: str, tmp_path: Path, *extra: str) -
 
 def reasons(kube: Cluster, reason: str) -> list[str]:
     return [m for _, r, m in kube.events() if r == reason]
-
-
-def running_variants(kube: Cluster) -> set[str]:
-    return {
-        d.metadata.labels["paretoscale.io/variant"]
-        for d in kube.deployments().values()
-        if (d.spec.replicas or 0) > 0
-    }
-
-
-def only_active_and_target_run(kube: Cluster) -> bool:
-    s = kube.status("assistant")
-    return running_variants(kube) <= {
-        s.get("activeVariant"),
-        (s.get("rollout") or {}).get("target"),
-    }
 
 
 def metric(op: OperatorProcess, name: str, **labels: str) -> float:
