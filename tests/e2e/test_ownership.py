@@ -12,12 +12,12 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import test_operator as scenarios
 from .operator_harness import Cluster, OperatorProcess, example, wait
 
 pytestmark = pytest.mark.e2e
@@ -47,13 +47,7 @@ def kube(k8s_client: Any, namespace: str, crds_installed: None) -> Cluster:
     return Cluster(k8s_client, namespace)
 
 
-@pytest.fixture
-def operator(cluster: Any, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = OperatorProcess(cluster.kubeconfig, namespace, tmp_path, "--tick-seconds", "1").start()
-    try:
-        yield op
-    finally:
-        op.stop()
+operator = scenarios.operator  # the operator of the scenarios: a 1 s tick, stopped after
 
 
 def md(ns: str, name: str, **spec: Any) -> dict[str, Any]:
