@@ -109,6 +109,19 @@ class TickResult:
     pending_pods: tuple[tuple[str, str], ...] | None = ()
 
 
+def _degraded_cleared(conds: list[Condition], now_s: str, gen: int | None) -> list[Condition]:
+    """Degraded once nothing degrades this tick: a failed apply or an infeasible SLO is over
+    as soon as a tick applies and meets the SLO again; a rollback stays reported until the
+    next switch completes."""
+    cur = get_condition(conds, "Degraded")
+    if cur is None:
+        return set_condition(conds, "Degraded", False, "AsExpected", "", now_s, gen)
+    if cur.status == "True" and cur.reason in ("ApplyFailed", "SLOInfeasible"):
+        what = "applies succeed" if cur.reason == "ApplyFailed" else "the SLO is met"
+        return set_condition(conds, "Degraded", False, "AsExpected", f"{what} again", now_s, gen)
+    return conds
+
+
 def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentStatus:
     now_s = rfc3339(r.now)
     d = r.decision
@@ -230,8 +243,8 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
             now_s,
             gen,
         )
-    elif not any(c.type == "Degraded" for c in conds):
-        conds = set_condition(conds, "Degraded", False, "AsExpected", "", now_s, gen)
+    else:
+        conds = _degraded_cleared(conds, now_s, gen)
 
     conds = _slo_reachable(conds, d, now_s, gen)
     if not r.prometheus_configured:

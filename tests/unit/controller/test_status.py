@@ -155,3 +155,40 @@ def test_slo_unreachable_is_set_and_cleared(spec: ModelDeploymentSpec) -> None:
     back = tick(spec, s, 2000.0)
     cond = next(c for c in back.conditions if c.type == "SLOUnreachable")
     assert (cond.status, cond.reason) == ("False", "SLOReachable")
+
+
+def test_apply_failed_clears_once_applies_succeed(spec: ModelDeploymentSpec) -> None:
+    """A failed apply sets Degraded=True ApplyFailed; the next tick that applies clears it,
+    where before it stayed True until the next switch completed."""
+    ok = tick(spec, ModelDeploymentStatus(), 1000.0)
+    d = decide(spec, Observation(at=2000.0, requests_per_s=12.0), CurrentState())
+    failed = build_status(
+        ok,
+        TickResult(
+            2000.0, 3, "Auto", d, None, ObservedStatus(requests_per_second=12.0, basis="live"),
+            None, True, {}, apply_error="Deployment x-fp8: 422 resources.limits",
+        ),
+    )  # fmt: skip
+    cond = next(c for c in failed.conditions if c.type == "Degraded")
+    assert (cond.status, cond.reason) == ("True", "ApplyFailed")
+    again = tick(spec, failed, 3000.0)
+    cond = next(c for c in again.conditions if c.type == "Degraded")
+    assert (cond.status, cond.reason, cond.message) == (
+        "False",
+        "AsExpected",
+        "applies succeed again",
+    )
+
+
+def test_rolled_back_stays_reported_on_a_quiet_tick(spec: ModelDeploymentSpec) -> None:
+    """A rollback is not undone by a tick where nothing happens."""
+    ok = tick(spec, ModelDeploymentStatus(), 1000.0)
+    conds = [
+        c.model_copy(update={"status": "True", "reason": "RolledBack", "message": "rolled back"})
+        if c.type == "Degraded"
+        else c
+        for c in ok.conditions
+    ]
+    later = tick(spec, ok.model_copy(update={"conditions": conds}), 2000.0)
+    cond = next(c for c in later.conditions if c.type == "Degraded")
+    assert (cond.status, cond.reason) == ("True", "RolledBack")
