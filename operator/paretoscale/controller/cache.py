@@ -23,6 +23,22 @@ from paretoscale.rollout.machine import VariantFacts
 
 Key = tuple[str, str]  # (namespace, name)
 
+# The metadata a reconcile, a status write and an event read; the rest (managedFields, which
+# list every status field again, and annotations such as kubectl's last-applied copy of the
+# whole object) is most of an object's size and is not kept.
+KEPT_METADATA = (
+    "name", "namespace", "uid", "generation", "resourceVersion", "labels",
+    "creationTimestamp", "deletionTimestamp",
+)  # fmt: skip
+
+
+def slim(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as the cache keeps it: metadata cut to KEPT_METADATA, the rest as is."""
+    meta = body["metadata"]
+    out = {k: v for k, v in body.items() if k != "metadata"}
+    out["metadata"] = {k: meta[k] for k in KEPT_METADATA if k in meta}
+    return out
+
 
 @dataclass
 class Cache:
@@ -42,11 +58,12 @@ class Cache:
         self.touched[(key, what)] = self.stamp
 
     def put_md(self, body: Mapping[str, Any]) -> bool:
-        """Store the object; True when it is new or its spec changed (a new generation)."""
+        """Store the object (`slim`: without what the operator never reads); True when it is
+        new or its spec changed (a new generation)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         self._touch(key, "")
-        self.mds[key] = body
+        self.mds[key] = slim(body)
         gen = meta.get("generation")
         changed = key not in self.generations or self.generations[key] != gen
         self.generations[key] = gen
