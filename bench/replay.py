@@ -24,6 +24,7 @@ out/bench/ (needs matplotlib; --no-plot skips). Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -32,9 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from paretoscale.errors import SpecError
+from paretoscale.replay.calibrate import compare, with_profiles, without_profiles
 from paretoscale.replay.report import Summary, plot, summarize, table, to_json
 from paretoscale.replay.run import TableCache
 from paretoscale.replay.suite import (
+    Built,
     build,
     load_scenario,
     missing_files,
@@ -116,6 +119,21 @@ def targets(rows: list[tuple[str, Summary]], policy: str = "paretoscale") -> str
     return "\n".join(lines)
 
 
+def planned_with(built: Built, basis: str) -> Built:
+    """The scenario with every policy planning on `basis`: the spec's profiles ("learned"),
+    profiles measured on its simulator (the reality tables), or none (the performance-model
+    prior, "model")."""
+    if basis == "learned":
+        return built
+    spec = built.spec
+    if basis == "measured":
+        spec = with_profiles(spec, compare(spec, {t.variant: t for t in built.scenario.tables}))
+    else:
+        spec = without_profiles(spec)
+    sc = dataclasses.replace(built.scenario, spec=spec)
+    return dataclasses.replace(built, spec=spec, scenario=sc)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python bench/replay.py",
@@ -133,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=OUT, help="directory for the plots (out/bench/)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plots")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
+    p.add_argument("--profiles", choices=["learned", "measured", "model"], default="learned",
+                   help="what every policy plans with, as `paretoscale replay --profiles` "
+                   "(learned: the spec's profiles, the operator as shipped)")  # fmt: skip
     return p
 
 
@@ -168,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     for sf in chosen:
         t0 = time.perf_counter()
-        built = build(sf, ROOT, quick=args.quick, seed=args.seed, cache=cache)
+        built = planned_with(build(sf, ROOT, quick=args.quick, seed=args.seed, cache=cache),
+                             args.profiles)  # fmt: skip
         runs, oracle = run(built)
         sc = built.scenario
         summaries = summarize(runs, sc.demand.tick_s, oracle, built.spec.slo.percentile)

@@ -25,6 +25,7 @@ examples:
   paretoscale plan -f md.yaml --rate 40 --price H100=2.69 -o json
   paretoscale crds > crds/modeldeployments.paretoscale.io.yaml
   paretoscale profile --latency e2e --percentile 95 results/*.json
+  paretoscale profile --estimate -f examples/assistant-llama-8b.yaml --variant bf16
 
 optional extras: plot (matplotlib: plan --plot, replay --plot, the demo's figure), dev (tests)
   pip install 'paretoscale[plot]'
@@ -161,6 +162,15 @@ def _version() -> str:
 def cmd_profile(args: argparse.Namespace) -> int:
     from paretoscale.profile import build_profile, measured_mix
 
+    if args.estimate or args.file:
+        return _estimate(args)
+    if args.variant or args.tokens:
+        flag = "--variant" if args.variant else "--tokens"
+        raise SpecError(flag, ["goes with --estimate -f md.yaml"])
+    if not args.results:
+        raise SpecError(
+            "profile", ["give vllm bench serve RESULT.json files, or --estimate -f md.yaml"]
+        )
     files = {}
     for p in args.results:
         try:
@@ -218,6 +228,52 @@ def cmd_profile(args: argparse.Namespace) -> int:
             print(
                 f"- {{requestsPerSecond: {pt['requestsPerSecond']:g}, latencySeconds: {pt['latencySeconds']:g}}}"
             )
+    return 0
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    """`profile --estimate -f md.yaml`: the performance model's profile of each variant."""
+    from paretoscale.api.manifest import parse_manifests
+    from paretoscale.config import read_gpu_types
+    from paretoscale.economics.work import AZURE_CONVERSATION_MIX, TokenMix
+    from paretoscale.profile import estimate_profile, estimate_yaml
+
+    if not args.estimate or not args.file:
+        raise SpecError("--estimate" if args.file else "-f", ["--estimate needs -f md.yaml"])
+    if args.results:
+        raise SpecError("--estimate", ["predicts without result files; drop RESULT.json"])
+    mix = TokenMix(*_tokens(args.tokens)) if args.tokens else AZURE_CONVERSATION_MIX
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except OSError as e:
+        raise SpecError(args.file, [f"cannot read: {e.strerror}"]) from None
+    gpus = read_gpu_types(args.gpu_types_file, args.gpu_types_preset)
+    out = []
+    for md in parse_manifests(text, args.file):
+        chosen = [v for v in md.spec.variants if args.variant in (None, v.name)]
+        if chosen:
+            estimates = [estimate_profile(md.spec, v, mix, gpus) for v in chosen]
+            out.append((md.metadata.name, md.spec, estimates))
+    if not out:
+        names = [v.name for md in parse_manifests(text, args.file) for v in md.spec.variants]
+        raise SpecError("--variant", [f"no variant {args.variant!r}; variants: {', '.join(names)}"])
+    if args.output == "json":
+        docs = [
+            {
+                "modelDeployment": name,
+                "variant": e.variant,
+                "basis": "model",
+                "uncertainty": e.uncertainty,
+                "capacityAtSlo": round(e.capacity_rps, 4),
+                "profileTokens": {"promptTokens": e.prompt_tokens, "outputTokens": e.output_tokens},
+                "profile": [{"requestsPerSecond": r, "latencySeconds": lat} for r, lat in e.points],
+            }
+            for name, _, estimates in out
+            for e in estimates
+        ]
+        print(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
+    else:
+        print("\n\n".join(estimate_yaml(n, spec, es) for n, spec, es in out))
     return 0
 
 
@@ -295,9 +351,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="turn vllm bench serve result files into a variant profile",
         description="Each RESULT.json is one `vllm bench serve --request-rate R --save-result "
         "--percentile-metrics ttft,tpot,itl,e2el --metric-percentiles 95,99` run against one "
-        "replica. Prints the profile as YAML to paste under a variant.",
+        "replica. Prints the profile as YAML to paste under a variant. With --estimate -f "
+        "md.yaml: each variant's profile predicted by the simulator's performance model at the "
+        "SLO (basis model, with its uncertainty), what the operator plans with when a variant "
+        "has no profile.",
     )
-    p.add_argument("results", nargs="+", metavar="RESULT.json")
+    p.add_argument("results", nargs="*", metavar="RESULT.json")
+    p.add_argument("--estimate", action="store_true",
+                   help="predict the profile from the performance model (needs -f)")  # fmt: skip
+    p.add_argument("-f", "--file", help="ModelDeployment YAML (- for stdin), with --estimate")
+    p.add_argument("--variant", metavar="NAME", help="only this variant (--estimate)")
+    p.add_argument("--tokens", metavar="IN/OUT",
+                   help="mean prompt/output tokens per request (--estimate; default 1155/211, "
+                   "the Azure conversation trace)")  # fmt: skip
+    p.add_argument("--gpu-types-file", metavar="PATH",
+                   help="the operator's GPU type mapping YAML (--estimate)")  # fmt: skip
+    p.add_argument("--gpu-types-preset", choices=["nfd", "gke"], default="nfd",
+                   help="node labels of the built-in GPU types (default nfd)")  # fmt: skip
     p.add_argument("--latency", choices=["e2e", "ttft", "itl"], default="e2e")
     p.add_argument("--percentile", type=number(0, 100, lo_open=True, hi_open=True), default=95)
     p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")

@@ -59,6 +59,10 @@ def plan_json(name: str, decision: Decision) -> dict[str, Any]:
     }
 
 
+# CAP/REPLICA's note on where a capacity comes from (none: a declared profile, or live).
+_BASIS_MARK = {"model": " (model)", "estimate": " (est)"}
+
+
 def plan_table(name: str, decision: Decision) -> str:
     """The frontier table: one row per variant, `*` on the choice; money columns read `-` for a
     variant that cannot meet the SLO (its figures at max replicas would mislead)."""
@@ -86,7 +90,7 @@ def plan_table(name: str, decision: Decision) -> str:
                 "yes" if e.feasible else "no",
                 "yes" if e.on_frontier else "no",
                 str(e.replicas),
-                f"{e.capacity_rps:.2f}" + (" (est)" if e.capacity_basis == "estimate" else ""),
+                f"{e.capacity_rps:.2f}" + _BASIS_MARK.get(e.capacity_basis, ""),
                 usd(_if_feasible(e, e.hourly_cost_usd)),
                 usd(_if_feasible(e, e.cost_per_1k_requests_usd)),
                 usd(_if_feasible(e, e.value_per_hour_usd)),

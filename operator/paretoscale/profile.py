@@ -9,6 +9,9 @@ The token mix the profile was measured at (its `profileTokens`) comes from the s
 prompt tokens per request = sum of `total_input_tokens` / sum of `completed`, output tokens per
 request = sum of `total_output_tokens` / sum of `completed`, over the files that hold all three
 (vllm/benchmarks/serve.py sums both over the successful requests).
+
+Without results, `estimate_profile` predicts a variant's profile from the simulator's
+performance model (sim/prior.py), as the operator does for a variant without one.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paretoscale.api.accelerators import GpuTypes
+from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
+from paretoscale.decide.evaluate import model_prior, prior_curve
+from paretoscale.economics.capacity import capacity_at_slo_rps, latency_at_rate_s
+from paretoscale.economics.work import TokenMix
 from paretoscale.errors import ProfileError
+from paretoscale.sim.prior import prior_problem
 
 SLO_METRIC_KEY = {"e2e": "e2el", "ttft": "ttft", "itl": "itl"}
 
@@ -122,3 +131,74 @@ def build_profile(files: Mapping[str, str], latency: str, percentile: float) -> 
     if len(set(rates)) != len(rates):
         raise ProfileError(f"two result files have the same request rate: {rates}")
     return rows
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A variant's profile predicted by the performance model (basis "model")."""
+
+    variant: str
+    gpu_type: str
+    points: tuple[tuple[float, float], ...]  # (requests per second, latency seconds)
+    prompt_tokens: float
+    output_tokens: float
+    capacity_rps: float  # at the SLO
+    uncertainty: float  # relative
+
+
+ESTIMATE_X = (0.05, 0.2, 0.4, 0.6, 0.75, 0.85, 0.92, 0.97)  # x the replica's throughput limit
+
+
+def estimate_profile(
+    spec: ModelDeploymentSpec, variant: VariantSpec, mix: TokenMix, gpus: GpuTypes
+) -> Estimate:
+    """The prior of `variant` (sim/prior.py) at mix `mix`, read through the work model as
+    decide() reads it: points at ESTIMATE_X of the limit and at the SLO crossing. Raises
+    ProfileError saying what to change where the model cannot apply."""
+    slo = spec.slo
+    problem = gpus.problem(variant.gpu.type) or prior_problem(variant, gpus.get(variant.gpu.type))
+    prior = model_prior(variant, slo.latency, slo.percentile, mix, gpus)
+    if problem is not None or prior is None:
+        raise ProfileError(f"variant {variant.name}: no performance-model estimate: {problem}")
+    rates, lats = prior_curve(variant, prior, slo.latency, mix)
+    cap = capacity_at_slo_rps(rates, lats, slo.seconds)
+    limit = prior.max_rps * rates[-1] / prior.rates_rps[-1]  # the limit at `mix`
+    wanted = {round(x * limit, 4) for x in ESTIMATE_X if x * limit <= rates[-1]}
+    if 0 < cap < rates[-1]:
+        wanted.add(round(cap, 4))
+    points = []
+    for r in sorted(wanted):
+        lat = latency_at_rate_s(rates, lats, r)
+        if r > 0 and lat is not None:
+            points.append((r, slo.seconds if r == round(cap, 4) else round(lat, 4)))
+    return Estimate(
+        variant.name, variant.gpu.type, tuple(points), round(mix.prompt_tokens, 1),
+        round(mix.output_tokens, 1), cap, prior.uncertainty,
+    )  # fmt: skip
+
+
+def estimate_yaml(name: str, spec: ModelDeploymentSpec, estimates: list[Estimate]) -> str:
+    """The estimates as YAML to paste under the variants (one variant: its fields alone)."""
+    slo = spec.slo
+    lines = [
+        f"# {name}: p{slo.percentile:g} {slo.latency} <= {slo.seconds:g}s, predicted by the "
+        "simulator's performance model (paretoscale profile --estimate)"
+    ]
+    indent = "" if len(estimates) == 1 else "  "
+    for e in estimates:
+        if len(estimates) > 1:
+            lines.append(f"- name: {e.variant}")
+        lines.append(
+            f"{indent}# basis: model, uncertainty ±{e.uncertainty:.0%}; {e.capacity_rps:.3g} "
+            f"req/s per replica at the SLO on {e.gpu_type}"
+        )
+        lines.append(
+            f"{indent}profileTokens: {{promptTokens: {e.prompt_tokens:g}, "
+            f"outputTokens: {e.output_tokens:g}}}"
+        )
+        if e.capacity_rps <= 0:
+            lines.append(f"{indent}# the model predicts no load that meets the SLO")
+        lines.append(f"{indent}profile:")
+        for r, lat in e.points:
+            lines.append(f"{indent}- {{requestsPerSecond: {r:g}, latencySeconds: {lat:g}}}")
+    return "\n".join(lines)

@@ -508,6 +508,13 @@ NAMESPACED_RULES = {
     ("", "services"): {"get", "list", "watch", "create", "patch"},
     ("policy", "poddisruptionbudgets"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "events"): {"create"},
+    # In-cluster profiling (controller/profiling.py): the Job, its results ConfigMap, and
+    # its ServiceAccount + Role limited to that ConfigMap.
+    ("batch", "jobs"): {"get", "create", "patch", "delete"},
+    ("", "configmaps"): {"get", "create", "update", "patch"},
+    ("", "serviceaccounts"): {"get", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "roles"): {"get", "create", "patch", "delete"},
+    ("rbac.authorization.k8s.io", "rolebindings"): {"get", "create", "patch", "delete"},
 }
 CRD_READS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 # kopf lists and watches Namespaces only when it is not cluster-wide.

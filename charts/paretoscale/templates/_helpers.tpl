@@ -136,6 +136,25 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+# In-cluster profiling (spec.profiling, opt-in per ModelDeployment; controller/profiling.py):
+# one Job <md>-profile-<variant> at a time (server-side apply; get: whether one of that name
+# exists that it does not own, and its state), deleted once its results are read.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, create, patch, delete]
+# Its results ConfigMap <md>-profile-<variant>: applied empty, read, kept for GitOps users.
+# update: the Job's Role grants it, and a Role may grant only what its creator holds.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, update, patch]
+# The Job's ServiceAccount <md>-profile and its Role, limited by resourceNames to that
+# ConfigMap (get, update, patch); deleted with the Job. No escalate, no bind.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get, create, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create, patch, delete]
 {{- end }}
 
 {{/* Cluster-scoped, in either scope: kopf watches the CRDs of the resources it serves. */}}

@@ -2,8 +2,8 @@
 
 Written only by the operator (through the status subresource), read by people
 (`kubectl get mdep`, `kubectl describe`), by the printer columns and by the operator itself on
-restart: the rollout state machine resumes from `status.rollout`, the live capacity corrections
-from `status.capacityCorrections`. Money is a decimal string, rounded to cents.
+restart: the rollout state machine resumes from `status.rollout`, the learned profiles
+from `status.learned`. Money is a decimal string, rounded to cents.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 Phase = Literal["Stable", "Preparing", "Verifying", "Switching", "Draining", "RollingBack"]
-Basis = Literal["live", "priors", "estimate"]
+Basis = Literal["live", "priors", "model", "estimate"]
 ConditionType = Literal[
     "Ready",
     "Progressing",
@@ -94,7 +94,9 @@ class VariantStatus(_Status):
     value_per_hour: str = Field(description="Value of the served quality, USD per hour.")
     net_value_per_hour: str = Field(description="Value minus GPU cost, USD per hour.")
     basis: Basis = Field(
-        description="live (corrected by metrics), priors (profile) or estimate (FLOP proxy)."
+        description="Where its capacity comes from: priors (the profile: the spec's, or the "
+        "in-cluster profiling's), model (the performance model's prior, no profile), live "
+        "(either, corrected by what its replicas served) or estimate (FLOP proxy)."
     )
     reason: str = Field("", description="Why it is infeasible, when it is.")
 
@@ -169,6 +171,99 @@ class ForecastStatus(_Status):
     errors: int = Field(0, description="Forecasts scored.")
 
 
+class ProfilePointStatus(_Status):
+    """One measured point: latency at the SLO metric and percentile at one request rate."""
+
+    requests_per_second: float = Field(description="Request rate offered to the replica.")
+    latency_seconds: float = Field(description="Latency at the SLO metric and percentile.")
+
+
+class ProfiledVariant(_Status):
+    """A profile measured in the cluster (spec.profiling), as `paretoscale profile` reads it."""
+
+    profile: list[ProfilePointStatus] = Field(description="Rates ascending.")
+    prompt_tokens: float | None = Field(None, description="Prompt tokens per request measured.")
+    output_tokens: float | None = Field(None, description="Output tokens per request measured.")
+    config_map: str = Field(description="ConfigMap holding the vllm bench serve result files.")
+    measured_at: str = Field(description="When the results were read (RFC 3339).")
+    gpu_hours: float = Field(description="GPU-hours its Job used.")
+
+
+class ProfilingJobStatus(_Status):
+    """The profiling Job running now."""
+
+    variant: str = Field(description="Variant being profiled.")
+    job: str = Field(description="Job name.")
+    started_at: float = Field(description="When it was created, seconds since the epoch.")
+    reserved_gpu_hours: float = Field(description="Its worst case: GPUs x deadline.")
+
+
+class ProfilingStatus(_Status):
+    """In-cluster profiling (spec.profiling): what it measured, spent, and runs now."""
+
+    gpu_hours_spent: float = Field(
+        0.0, description="GPU-hours used by finished profiling Jobs (bounded by maxGpuHours)."
+    )
+    running: ProfilingJobStatus | None = Field(None, description="The Job running now.")
+    waiting: str | None = Field(
+        None, description="Why no Job starts although a variant waits (the GPU-hour bound)."
+    )
+    profiles: dict[str, ProfiledVariant] = Field(
+        default_factory=dict, description="Per variant: the profile measured in the cluster."
+    )
+    failed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per variant: why its profiling failed; not retried until profiling is "
+        "disabled and enabled again.",
+    )
+
+
+class LearnedSamples(_Status):
+    """A variant's window of live samples, oldest first, as parallel arrays (decide/learned.py)."""
+
+    since: int = Field(0, description="When the oldest sample was taken, seconds since the epoch.")
+    at: list[int] = Field(
+        default_factory=list, max_length=64, description="Seconds after `since` of each sample."
+    )
+    requests_per_second: list[float] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Completions per replica, at the profile's token mix.",
+    )
+    latency_seconds: list[float] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Latency at the SLO percentile (0: none read).",
+    )
+    factor: list[float] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Capacity / declared capacity the reading says.",
+    )
+    weight: list[float] = Field(
+        default_factory=list, max_length=64, description="Its weight in the fit."
+    )
+    bounds: list[int] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Indices of the samples that only bound the factor from above (saturation).",
+    )
+
+
+class LearnedProfileStatus(_Status):
+    """A variant's profile learned while serving: declared vs learned capacity at the SLO."""
+
+    declared_rps: float = Field(
+        description="Capacity per replica at the SLO the spec declares, at its token mix."
+    )
+    learned_rps: float = Field(description="The same, on the profile fitted to the samples.")
+    confidence: float = Field(
+        description="0..1: how far the decision follows the fit rather than the declared "
+        "profile (capacityCorrections)."
+    )
+    samples: LearnedSamples = Field(default_factory=LearnedSamples)
+
+
 class ModelDeploymentStatus(_Status):
     """Written by the operator only."""
 
@@ -200,9 +295,17 @@ class ModelDeploymentStatus(_Status):
     )
     capacity_corrections: dict[str, float] = Field(
         default_factory=dict,
-        description="Per variant: live capacity / profiled capacity (1.0 = as profiled).",
+        description="Per variant: the capacity factor the decision uses (1.0 = as profiled): "
+        "the learned profile's, shrunk toward 1 by its confidence.",
+    )
+    learned: dict[str, LearnedProfileStatus] = Field(
+        default_factory=dict,
+        description="Per variant: its window of live samples and the profile fitted to them.",
     )
     variant_since: str | None = Field(None, description="When the active variant took over.")
     scale_down: ScaleDownIntent | None = None
     saturation: SaturationStatus | None = Field(None, description="Saturation guard counters.")
     forecast: ForecastStatus | None = Field(None, description="Request-rate forecast memory.")
+    profiling: ProfilingStatus | None = Field(
+        None, description="In-cluster profiling (spec.profiling): results and GPU-hours."
+    )

@@ -625,6 +625,77 @@ class TemplateSpec(_Model):
         return labels
 
 
+class ProfilingSpec(_Model):
+    """In-cluster profiling: a Job per variant without a profile that starts a temporary
+    replica and drives it with `vllm bench serve` at a ladder of request rates. Its results
+    go to status.profiling.profiles and to the ConfigMap `<name>-profile-<variant>`; the spec
+    is never changed (copy the points from either into variants[].profile to keep them). It
+    runs in Recommend mode too: the one workload that mode creates, when enabled."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!self.enabled || has(self.maxGpuHours)",
+                    "spec.profiling.maxGpuHours is required when profiling is enabled",
+                ),
+                _cel(
+                    "!has(self.rates) || self.rates.all(r, self.rates.exists_one(s, s == r))",
+                    "spec.profiling.rates must be distinct",
+                    ".rates",
+                ),
+            ]
+        }
+    )
+    enabled: bool = Field(False, description="Run profiling Jobs (off by default).")
+    max_gpu_hours: float | None = Field(
+        None,
+        gt=0,
+        le=10_000,
+        alias="maxGpuHours",
+        description="Most GPU-hours all profiling Jobs of this ModelDeployment may use, each "
+        "Job counted at its worst case (GPUs x activeDeadlineSeconds) until it ends. "
+        "Required when enabled.",
+    )
+    rates: list[Annotated[float, Field(gt=0, le=100_000)]] | None = Field(
+        None,
+        min_length=2,
+        max_length=16,
+        description="Request rates per replica (req/s) to measure. Default: 0.1, 0.25, 0.5, "
+        "0.75 and 1.0 times the variant's estimated capacity at the SLO.",
+    )
+    requests_per_rate: Whole = Field(
+        100, ge=10, le=10_000, description="Requests sent at each rate (--num-prompts)."
+    )
+    deadline_seconds: Whole = Field(
+        3600,
+        ge=60,
+        le=86_400,
+        description="activeDeadlineSeconds of each Job: the model load plus every rate.",
+    )
+    variants: list[str] | None = Field(
+        None,
+        max_length=32,
+        description="Variants to profile. Default: every variant without a profile.",
+    )
+
+    @field_validator("rates")
+    @classmethod
+    def _rates(cls, rates: list[float] | None) -> list[float] | None:
+        if rates is not None and len(set(rates)) != len(rates):
+            raise ValueError(f"spec.profiling.rates must be distinct, got {rates}")
+        return rates
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ProfilingSpec:
+        if self.enabled and self.max_gpu_hours is None:
+            raise ValueError(
+                "spec.profiling.maxGpuHours is required when profiling is enabled: the most "
+                "GPU-hours profiling Jobs may use"
+            )
+        return self
+
+
 class ModelDeploymentSpec(_Model):
     """Desired state: one model, its candidate variants, what quality is worth, the SLO."""
 
@@ -646,6 +717,12 @@ class ModelDeploymentSpec(_Model):
                     "every variant's gpu.type must be listed under spec.gpus",
                     ".variants",
                 ),
+                _cel(
+                    "!has(self.profiling) || !has(self.profiling.variants) || "
+                    "self.profiling.variants.all(n, self.variants.exists(v, v.name == n))",
+                    "every name in spec.profiling.variants must be a variant's",
+                    ".profiling.variants",
+                ),
             ]
         }
     )
@@ -660,6 +737,9 @@ class ModelDeploymentSpec(_Model):
     variants: list[VariantSpec] = Field(min_length=1, max_length=32)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     template: TemplateSpec = Field(default_factory=TemplateSpec)
+    profiling: ProfilingSpec = Field(
+        default_factory=ProfilingSpec, description="In-cluster profiling (opt-in)."
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> ModelDeploymentSpec:
@@ -676,6 +756,12 @@ class ModelDeploymentSpec(_Model):
                     f"variants[{i}] ({v.name}): gpu.type {v.gpu.type} is not listed under "
                     f"spec.gpus ({', '.join(types)}); add it there with its usdPerHour"
                 )
+        unknown = sorted(set(self.profiling.variants or []) - set(names))
+        if unknown:
+            raise ValueError(
+                f"spec.profiling.variants names no variant: {', '.join(unknown)} "
+                f"(variants: {', '.join(names)})"
+            )
         return self
 
 

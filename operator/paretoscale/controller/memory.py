@@ -2,20 +2,29 @@
 
 The status is the memory that survives a restart: the rollout state, the active variant's
 replicas last decided (status.replicas, what "hold" holds), the dwell start, the pending
-scale-down, the capacity corrections, the rolled-back switches (lastSwitches), the
-saturation counters and the forecast. Between two writes the process keeps the newest
-saturation and forecast memory itself (`fresh`): the forecast moves every tick, and the status
-is written only when something else changed or the forecast's half-hour slot moved on
-(`status_changed`), so a restart resumes from a forecast at most one slot old.
+scale-down, the learned profiles' windows of samples (status.learned), the rolled-back
+switches (lastSwitches), the saturation counters and the forecast. Between two writes the
+process keeps the newest saturation, forecast and samples itself (`fresh`): they move every
+tick, and the status is written only when something else changed or the forecast's half-hour
+slot moved on (`status_changed`; figures-only changes such as new samples at most every
+STATUS_REFRESH_S), so a restart resumes from a forecast at most one slot old and from the
+samples of at most one refresh ago.
 """
 
 from __future__ import annotations
 
 import math
 
-from paretoscale.api.status import ForecastStatus, ModelDeploymentStatus, SaturationStatus
+from paretoscale.api.status import (
+    ForecastStatus,
+    LearnedProfileStatus,
+    LearnedSamples,
+    ModelDeploymentStatus,
+    SaturationStatus,
+)
 from paretoscale.controller.status import comparable, parse_time, rollout_state, scale_down_of
 from paretoscale.decide.forecast import SLOTS_PER_DAY, ForecastMemory
+from paretoscale.decide.learned import LearnedProfile, Sample, fit
 from paretoscale.decide.saturation import SaturationMemory
 from paretoscale.tick.memory import MAX_ROLLED_BACK, RolledBack, TickMemory
 
@@ -28,8 +37,8 @@ def _sig(x: float, digits: int = 4) -> float:
 
 
 def tick_memory(status: ModelDeploymentStatus, fresh: TickMemory | None = None) -> TickMemory:
-    """The tick's memory from the last status; saturation and forecast from `fresh` (this
-    process's newest) when there is one."""
+    """The tick's memory from the last status; saturation, forecast and the learned profiles'
+    samples from `fresh` (this process's newest) when there is one."""
     rolled = tuple(
         RolledBack(sw.to_variant, at, sw.reason)
         for sw in status.last_switches
@@ -40,12 +49,49 @@ def tick_memory(status: ModelDeploymentStatus, fresh: TickMemory | None = None) 
         rollout=rollout_state(status.rollout),
         variant_since=parse_time(status.variant_since),
         scale_down=scale_down_of(status),
-        corrections=dict(status.capacity_corrections),
+        learned=fresh.learned if fresh else {n: _learned(p) for n, p in status.learned.items()},
         rolled_back=rolled,
         recommended=recommended,
         replicas=status.replicas,
         saturation=fresh.saturation if fresh else _saturation(status.saturation),
         forecast=fresh.forecast if fresh else _forecast(status.forecast),
+    )
+
+
+def _learned(p: LearnedProfileStatus) -> LearnedProfile:
+    s = p.samples
+    rows = zip(  # arrays of unequal length (edited by hand): the rows all of them hold
+        s.at, s.requests_per_second, s.latency_seconds, s.factor, s.weight, strict=False
+    )
+    bounds = set(s.bounds)
+    return LearnedProfile(
+        p.declared_rps,
+        tuple(
+            Sample(float(s.since + a), r, lat, f, i in bounds, w)
+            for i, (a, r, lat, f, w) in enumerate(rows)
+        ),
+    )
+
+
+def learned_status(p: LearnedProfile) -> LearnedProfileStatus:
+    """One variant's window for the status: numbers to 3 significant digits (weights 2),
+    times in whole seconds after the oldest sample's."""
+    f = fit(p.samples)
+    s = p.samples
+    since = math.floor(s[0].at) if s else 0
+    return LearnedProfileStatus(
+        declared_rps=_sig(p.declared_rps, 3),
+        learned_rps=_sig(p.declared_rps * f.factor, 3),
+        confidence=f.confidence,
+        samples=LearnedSamples(
+            since=since,
+            at=[round(x.at - since) for x in s],
+            requests_per_second=[_sig(x.rate_rps, 3) for x in s],
+            latency_seconds=[_sig(x.latency_s, 3) for x in s],
+            factor=[_sig(x.factor, 3) for x in s],
+            weight=[_sig(x.weight, 2) for x in s],
+            bounds=[i for i, x in enumerate(s) if x.bound],
+        ),
     )
 
 
@@ -78,7 +124,8 @@ def _forecast(f: ForecastStatus | None) -> ForecastMemory:
 
 
 def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeploymentStatus:
-    """The status with the memory only the tick keeps (saturation counters, forecast)."""
+    """The status with the memory only the tick keeps (saturation counters, forecast, the
+    learned profiles' samples)."""
     s, f = m.saturation, m.forecast
     saturation = SaturationStatus(
         variant=s.variant,
@@ -105,7 +152,10 @@ def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeployment
         if f.at is not None
         else None
     )
-    return status.model_copy(update={"saturation": saturation, "forecast": forecast})
+    learned = {n: learned_status(p) for n, p in sorted(m.learned.items())}
+    return status.model_copy(
+        update={"saturation": saturation, "forecast": forecast, "learned": learned}
+    )
 
 
 STATUS_REFRESH_S = 300.0  # figures-only changes are written at most this often

@@ -22,6 +22,8 @@ object this ModelDeployment does not own (the cache, or a GET for an object the 
 show), nor when its `<md>-<variant>` names collide with an older ModelDeployment's: condition
 ResourceConflict (controller/conflicts.py). Each reconcile has a timeout
 (`reconcile_timeout_seconds`); one that raises or hangs sets ReconcileError on its own object.
+With spec.profiling enabled, controller/profiling.py runs its profiling Jobs (reading them from
+the API) and the tick plans with the profiles they measured where the spec has none.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from paretoscale.controller.conflicts import apply_conflict
 from paretoscale.controller.memory import status_changed, with_memory
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.observing import operator_inputs, tick_options
+from paretoscale.controller.profiling import profile_step
 from paretoscale.controller.status import (
     TickResult,
     build_status,
@@ -62,6 +65,7 @@ from paretoscale.controller.writes import (
     report_error,
     write_status,
 )
+from paretoscale.decide.profiling import with_profiles
 from paretoscale.decide.types import Decision
 from paretoscale.errors import SpecError
 from paretoscale.rollout.machine import Step, VariantFacts
@@ -199,7 +203,7 @@ async def _reconcile(
             state0.active,
         )
     outcome = tick(
-        spec,
+        with_profiles(spec, old.profiling),  # a measured profile where the spec has none
         memory,
         replace(seen.observation, gpu_types=ctx.gpu_types),
         deployments,
@@ -232,11 +236,16 @@ async def _reconcile(
         collision=guard.collision,
         pending_pods=await _pending_pods(ctx, ns, name, deployments),
     )
+    profiling = await profile_step(
+        ctx.kube, body, spec, old.profiling, seen.observation.token_mix, now, emit, ctx.gpu_types
+    )
     new = with_memory(build_status(old, result), outcome.memory)
+    new = new.model_copy(update={"profiling": profiling})
     # The intent first: the status records the step (its phase, target and replicas) before
     # any apply it leads to, so a crash in between resumes from the step, never from before it.
     since = now - mem.written_at if mem.written_at is not None else None
-    if status_changed(new, old, since) and not await write_status(ctx, body, new, mem):
+    changed = status_changed(new, old, since) or profiling != old.profiling
+    if changed and not await write_status(ctx, body, new, mem):
         return  # the object changed meanwhile: re-read, decide again next tick
     _report(ctx, labels, mode, old, new, outcome.decision, guard.step, emit)
     apply_error = await _apply(ctx, ns, guard.changes)
@@ -244,7 +253,7 @@ async def _reconcile(
         ctx.metrics.apply_errors.labels(**labels).inc()
         failed = with_memory(
             build_status(old, replace(result, apply_error=apply_error)), outcome.memory
-        )
+        ).model_copy(update={"profiling": profiling})
         await write_status(ctx, body, failed, mem)
 
 

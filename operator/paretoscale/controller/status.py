@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from paretoscale.api.conditions import get_condition, set_condition
 from paretoscale.api.status import (
+    Basis,
     Condition,
     DecisionStatus,
     ModelDeploymentStatus,
@@ -71,7 +72,13 @@ def rollout_status(state: RolloutState) -> RolloutStatus:
     )
 
 
-def variant_row(e: VariantEval, basis: str) -> VariantStatus:
+# VariantEval.capacity_basis -> the frontier row's basis.
+ROW_BASIS: dict[str, Basis] = {
+    "profile": "priors", "model": "model", "live": "live", "estimate": "estimate",
+}  # fmt: skip
+
+
+def variant_row(e: VariantEval) -> VariantStatus:
     return VariantStatus(
         name=e.name,
         feasible=e.feasible,
@@ -82,9 +89,7 @@ def variant_row(e: VariantEval, basis: str) -> VariantStatus:
         cost_per_1k_requests=usd(e.cost_per_1k_requests_usd),
         value_per_hour=usd(e.value_per_hour_usd) or "0.00",
         net_value_per_hour=usd(e.net_value_per_hour_usd) or "0.00",
-        basis="estimate"
-        if e.capacity_basis == "estimate"
-        else ("live" if basis == "live" else "priors"),
+        basis=ROW_BASIS[e.capacity_basis],
         reason=e.reason,
     )
 
@@ -283,7 +288,7 @@ def build_status(old: ModelDeploymentStatus, r: TickResult) -> ModelDeploymentSt
         hourly_cost=usd(serving.hourly_cost_usd) if serving else None,
         net_value_per_hour=usd(serving.net_value_per_hour_usd) if serving else None,
         observed=r.observed,
-        frontier=[variant_row(e, d.rate_basis) for e in d.evaluations],
+        frontier=[variant_row(e) for e in d.evaluations],
         decision=DecisionStatus(
             variant=d.variant if r.mode != "Recommend" else d.best,
             replicas=d.replicas

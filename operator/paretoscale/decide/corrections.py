@@ -1,4 +1,4 @@
-"""Live correction of declared capacities from what serving variants actually deliver (pure).
+"""What one live reading says about a variant's capacity relative to its declared one (pure).
 
 Where a variant serves, its observed latency at its observed per-replica load says how fast it
 really is relative to its profile (economics.capacity.corrected_capacity_factor). Rules, each
@@ -37,18 +37,18 @@ learned from trace replay (docs/replay.md):
   replica are its throughput at the current token mix, which is at least its capacity at the
   SLO. So capacity at the SLO <= observed completions per replica, and the factor is bounded
   from above by rate / declared capacity at the SLO (it only ever lowers it).
-Factors are smoothed (EWMA, alpha 0.3), clamped to [0.2, 5] and kept in status, so a restart
-keeps what was learned. Variants that do not serve keep theirs.
+Each rule's answer is relative to the factor in use (one reading moves it at most 2x); what
+the readings add up to, and what the decision uses, is decide/learned.py's fit over a window
+of them, kept in status, so a restart keeps what was learned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.evaluate import profile_curve, variant_capacity
+from paretoscale.decide.evaluate import profile_curve, spec_capacity
 from paretoscale.decide.saturation import DECISIVE, EDGE_NEAR, above_slo, below_slo, on_edge
 from paretoscale.decide.types import LatencyReading
 from paretoscale.economics.capacity import (
@@ -59,7 +59,6 @@ from paretoscale.economics.capacity import (
 )
 from paretoscale.economics.work import TokenMix
 
-ALPHA = 0.3
 FACTOR_MIN, FACTOR_MAX = 0.2, 5.0
 MIN_LOAD_SHARE = 0.5
 EDGE_MIN_LOAD_SHARE = 0.8
@@ -88,7 +87,7 @@ def measured_factor(
     v = next(x for x in spec.variants if x.name == variant)
     slo = spec.slo.seconds
     if not v.profile:
-        estimate, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix, gpus)
+        estimate, _ = spec_capacity(spec, v, mix, gpus)
         if latency_s > slo and estimate > 0:
             return rate_per_replica / estimate
         return None
@@ -107,50 +106,6 @@ def measured_factor(
     return min(2 * factor, max(factor / 2, measured))
 
 
-def update_corrections(
-    spec: ModelDeploymentSpec,
-    previous: Mapping[str, float],
-    observed: Mapping[str, tuple[float, float]],
-    alpha: float = ALPHA,
-) -> dict[str, float]:
-    """New factors: observed maps variant -> (requests/s per ready replica, latency at the SLO),
-    the latency taken as exact (no bucket). See `learn` for the rule."""
-    return learn(
-        spec,
-        previous,
-        {n: Evidence(r, LatencyReading(lat, lat, lat)) for n, (r, lat) in observed.items()},
-        alpha,
-    )
-
-
-def learn(
-    spec: ModelDeploymentSpec,
-    previous: Mapping[str, float],
-    observed: Mapping[str, Evidence],
-    alpha: float = ALPHA,
-    mix: TokenMix | None = None,
-    gpus: GpuTypes = BUILTIN,
-) -> dict[str, float]:
-    """New factors from this tick's evidence, against the profiles read at the observed token
-    `mix` (evaluate.profile_curve), so a change of mix is not learned as a change of speed.
-    `gpus`: the GPU type mapping (the FLOP proxy of a variant without a profile).
-
-    factor' = (1 - alpha) x factor + alpha x measured, starting from 1.0; clamped.
-    """
-    names = {x.name for x in spec.variants}
-    out = {k: v for k, v in previous.items() if k in names}
-    for name, ev in observed.items():
-        if name not in names or ev.rate_per_replica <= 0:
-            continue
-        old = out.get(name, 1.0)
-        measured = evidence_factor(spec, name, ev, old, mix, gpus)
-        if measured is None:
-            continue
-        new = (1 - alpha) * old + alpha * measured
-        out[name] = round(min(FACTOR_MAX, max(FACTOR_MIN, new)), 4)
-    return out
-
-
 def near(edge: float, slo_s: float) -> bool:
     return abs(edge - slo_s) <= EDGE_NEAR * slo_s
 
@@ -167,7 +122,7 @@ def evidence_factor(
     v = next(x for x in spec.variants if x.name == variant)
     slo, rate, q = spec.slo.seconds, ev.rate_per_replica, spec.slo.percentile / 100.0
     if ev.saturated:
-        declared, _ = variant_capacity(v, slo, None, None, spec.slo.latency, mix, gpus)
+        declared, _ = spec_capacity(spec, v, mix, gpus)
         if declared <= 0 or rate >= factor * declared:
             return None
         return max(factor / 2, rate / declared)

@@ -39,6 +39,7 @@ from paretoscale.economics.work import (
     curve_at_mix,
     decode_kind,
 )
+from paretoscale.sim.prior import Prior, variant_prior
 
 
 def spec_calibration(spec: ModelDeploymentSpec) -> float:
@@ -80,6 +81,48 @@ def profile_curve(
     return curve_at_mix(rates, lats, metric, profile_mix(variant), mix, weights)
 
 
+def load_mix(tokens_per_request: float | None, mix: TokenMix | None) -> TokenMix:
+    """The mix a load is read at: the observed mix, else the observed tokens per request
+    split as the Azure conversation mix, else that mix."""
+    if mix is not None:
+        return mix
+    base = AZURE_CONVERSATION_MIX
+    total = tokens_per_request or base.total_tokens
+    return TokenMix(
+        total * base.prompt_tokens / base.total_tokens,
+        total * base.output_tokens / base.total_tokens,
+    )
+
+
+def model_prior(
+    variant: VariantSpec,
+    metric: LatencyMetric,
+    percentile: float,
+    target: TokenMix,
+    gpus: GpuTypes = BUILTIN,
+) -> Prior | None:
+    """The performance model's profile of `variant` near mix `target` (sim/prior.py), with
+    the GPU figures of `gpus`; None where the model cannot apply."""
+    problem = gpus.problem(variant.gpu.type)
+    if problem is not None:
+        return None
+    gpu = gpus.get(variant.gpu.type)
+    return variant_prior(
+        variant, gpu, metric, percentile, target.prompt_tokens, target.output_tokens
+    )
+
+
+def prior_curve(
+    variant: VariantSpec, prior: Prior, metric: LatencyMetric, target: TokenMix
+) -> tuple[list[float], list[float]]:
+    """The prior (rates [req/s], latencies [s]) moved from the mix it was computed at (the
+    target rounded, sim/prior.py rounded_mix) to `target` by the work model, as a profile is."""
+    method = variant.vllm.speculative.method if variant.vllm.speculative else None
+    at = TokenMix(prior.prompt_tokens, prior.output_tokens)
+    rates, lats = list(prior.rates_rps), list(prior.latencies_s)
+    return curve_at_mix(rates, lats, metric, at, target, WORK_WEIGHTS[decode_kind(method)])
+
+
 def variant_capacity(
     variant: VariantSpec,
     slo_s: float,
@@ -88,21 +131,27 @@ def variant_capacity(
     metric: LatencyMetric = "e2e",
     mix: TokenMix | None = None,
     gpus: GpuTypes = BUILTIN,
+    percentile: float = 95.0,
 ) -> tuple[float, CapacityBasis]:
     """Requests/s one replica serves within the SLO, and where that figure comes from.
 
     With an observed token `mix`, a profile is read at that mix (profile_curve: the work
-    model of economics/work.py, `metric` the SLO's latency); without one as measured. The
-    FLOP proxy counts the mix's prompt + output tokens at the BF16 peak of the variant's GPU
-    type in `gpus` (the cluster's GPU type mapping); it is 0 (refused) when its least latency
-    for one request (flop_proxy_floor_s) exceeds the SLO. `correction` multiplies either.
+    model of economics/work.py, `metric` the SLO's latency); without one as measured.
+    Without a profile, the performance model's prior (basis "model", sim/prior.py) at the
+    SLO `percentile` and the load's mix (load_mix), read through the same work model. Where
+    the model cannot apply, the FLOP proxy counts the mix's prompt + output tokens at the
+    BF16 peak of the variant's GPU type in `gpus` (the cluster's GPU type mapping); it is 0
+    (refused) when its least latency for one request (flop_proxy_floor_s) exceeds the SLO.
+    `correction` multiplies any of them (basis "live"), but not a refusal of the FLOP proxy.
     """
     if variant.profile:
         rates, lats = profile_curve(variant, metric, mix)
-        cap = capacity_at_slo_rps(rates, lats, slo_s)
-        if correction is not None and correction > 0:
-            return cap * correction, "live"
-        return cap, "profile"
+        return _corrected(capacity_at_slo_rps(rates, lats, slo_s), "profile", correction)
+    target = load_mix(tokens_per_request, mix)
+    prior = model_prior(variant, metric, percentile, target, gpus)
+    if prior is not None:
+        rates, lats = prior_curve(variant, prior, metric, target)
+        return _corrected(capacity_at_slo_rps(rates, lats, slo_s), "model", correction)
     assert variant.parameters is not None  # the spec validator guarantees one of the two
     gpu = gpus.get(variant.gpu.type)
     if flop_proxy_floor_s(variant, tokens_per_request, metric, mix, gpus) > slo_s:
@@ -113,9 +162,28 @@ def variant_capacity(
         gpu.bf16_dense_tflops * 1e12,
         variant.gpu.count,
     )
+    return _corrected(cap, "estimate", correction)
+
+
+def _corrected(
+    cap: float, basis: CapacityBasis, correction: float | None
+) -> tuple[float, CapacityBasis]:
     if correction is not None and correction > 0:
         return cap * correction, "live"
-    return cap, "estimate"
+    return cap, basis
+
+
+def spec_capacity(
+    spec: ModelDeploymentSpec,
+    variant: VariantSpec,
+    mix: TokenMix | None = None,
+    gpus: GpuTypes = BUILTIN,
+) -> tuple[float, CapacityBasis]:
+    """variant_capacity at the spec's SLO (seconds, metric, percentile), uncorrected."""
+    slo = spec.slo
+    return variant_capacity(
+        variant, slo.seconds, None, None, slo.latency, mix, gpus, slo.percentile
+    )
 
 
 def flop_proxy_floor_s(
@@ -126,17 +194,11 @@ def flop_proxy_floor_s(
     gpus: GpuTypes = BUILTIN,
 ) -> float:
     """The FLOP proxy's lower bound on one request's latency at the SLO metric [s]
-    (economics/capacity.py), at the observed mix, else the observed tokens per request
-    split as the Azure conversation mix, else that mix; weights at the variant's precision."""
+    (economics/capacity.py), at the load's mix (load_mix); weights at the variant's
+    precision."""
     assert variant.parameters is not None
     gpu = gpus.get(variant.gpu.type)
-    if mix is None:
-        base = AZURE_CONVERSATION_MIX
-        total = tokens_per_request or base.total_tokens
-        mix = TokenMix(
-            total * base.prompt_tokens / base.total_tokens,
-            total * base.output_tokens / base.total_tokens,
-        )
+    mix = load_mix(tokens_per_request, mix)
     v = variant.vllm
     precision = weight_precision(v.model, v.dtype, v.quantization)
     return flop_proxy_latency_floor_s(
@@ -200,6 +262,7 @@ def evaluate(
             spec.slo.latency,
             mix,
             gpus,
+            spec.slo.percentile,
         )
         lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
         hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
@@ -215,7 +278,9 @@ def evaluate(
                 else ""
             )
             reason = f"misses {slo_words} even at its lightest profiled load{lightest}"
-            if not v.profile:
+            if basis == "model":
+                reason = _model_miss(v, spec, slo_words, load_mix(tokens_per_request, mix), gpus)
+            elif not v.profile:
                 floor = flop_proxy_floor_s(v, tokens_per_request, spec.slo.latency, mix, gpus)
                 reason = (
                     f"misses {slo_words} at any load: the FLOP proxy's least latency for one "
@@ -260,6 +325,20 @@ def evaluate(
             )
         )
     return _with_frontier_and_payback(spec, rows)
+
+
+def _model_miss(
+    v: VariantSpec, spec: ModelDeploymentSpec, slo_words: str, target: TokenMix, gpus: GpuTypes
+) -> str:
+    """Why the prior refuses `v`: its latency at the lightest load it predicts."""
+    prior = model_prior(v, spec.slo.latency, spec.slo.percentile, target, gpus)
+    if prior is None:
+        return f"misses {slo_words} at any load the performance model predicts"
+    rates, lats = prior_curve(v, prior, spec.slo.latency, target)
+    return (
+        f"misses {slo_words} at any load: the performance model predicts {lats[0]:.3g}s "
+        f"at {rates[0]:.3g} req/s per replica"
+    )
 
 
 def _with_frontier_and_payback(

@@ -15,7 +15,7 @@ from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.economics.work import TokenMix
 
 Action = Literal["stay", "scale", "switch", "hold"]
-CapacityBasis = Literal["profile", "live", "estimate"]
+CapacityBasis = Literal["profile", "model", "live", "estimate"]
 
 # Tokens per request assumed by the FLOP proxy when nothing was observed: the mean of the
 # Azure LLM inference trace 2023, conversation (1,155 prompt + 211 output tokens).

@@ -5,7 +5,9 @@ plans with; the replay's reality is the perfmodel. When they disagree, the opera
 correction has to close the gap, and the baselines (which trust the profile) run too many or
 too few replicas. `compare` measures the gap; `derived_profile` writes the perfmodel's curve
 as a profile (`paretoscale replay --calibrate-profiles`), and `with_profiles` puts derived
-profiles into a spec (`--profiles perfmodel`) so every policy plans with a consistent one.
+profiles into a spec (`--profiles measured`) so every policy plans with a consistent one;
+`without_profiles` removes them (`--profiles model`), so every policy plans with the
+operator's own prior (sim/prior.py, basis "model").
 
 The perfmodel's capacity at the SLO is the rate where its latency at the SLO percentile
 (the perf table's mixture over request lengths) crosses the bound; a derived profile has a
@@ -16,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paretoscale.api.accelerators import BUILTIN
 from paretoscale.api.types import ModelDeploymentSpec, ProfilePoint
+from paretoscale.decide.evaluate import variant_capacity
 from paretoscale.economics.capacity import capacity_at_slo_rps, latency_at_rate_s
 from paretoscale.replay.perf import X_MAX, PerfTable, load_grid
-from paretoscale.replay.policies import declared_capacity_rps
 
 PROFILE_X = (0.05, 0.2, 0.4, 0.6, 0.75, 0.85, 0.92, 0.97)
 
@@ -29,7 +32,7 @@ class ProfileGap:
     """How far one variant's declared profile is from the perfmodel."""
 
     variant: str
-    basis: str  # "profile" or "estimate" (FLOP proxy, no profile)
+    basis: str  # "profile", "model" (performance-model prior) or "estimate" (FLOP proxy)
     declared_capacity_rps: float
     perfmodel_capacity_rps: float
     perfmodel_max_rps: float
@@ -85,11 +88,14 @@ def compare(spec: ModelDeploymentSpec, tables: dict[str, PerfTable]) -> list[Pro
         for p in v.profile or []:
             lat = latency_at_rate_s(rates, lats, p.requests_per_second)
             ratios.append(lat / p.latency_seconds if lat is not None else float("inf"))
+        declared, basis = variant_capacity(
+            v, spec.slo.seconds, None, None, spec.slo.latency, None, BUILTIN, spec.slo.percentile
+        )
         out.append(
             ProfileGap(
                 variant=v.name,
-                basis="profile" if v.profile else "estimate",
-                declared_capacity_rps=declared_capacity_rps(spec, v),
+                basis=basis,
+                declared_capacity_rps=declared,
                 perfmodel_capacity_rps=cap,
                 perfmodel_max_rps=rates[-1] / X_MAX,
                 latency_ratios=tuple(ratios),
@@ -108,6 +114,15 @@ def with_profiles(spec: ModelDeploymentSpec, gaps: list[ProfileGap]) -> ModelDep
         if len(by_name[v.name].derived) >= 2
         else v
         for v in spec.variants
+    ]
+    return spec.model_copy(update={"variants": variants})
+
+
+def without_profiles(spec: ModelDeploymentSpec) -> ModelDeploymentSpec:
+    """The spec with every variant's profile and profileTokens removed: decide() plans with
+    the performance-model prior (basis "model") where it applies."""
+    variants = [
+        v.model_copy(update={"profile": None, "profile_tokens": None}) for v in spec.variants
     ]
     return spec.model_copy(update={"variants": variants})
 

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +22,7 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeployment, ModelDeploymentSpec
 from paretoscale.cliargs import MAX_RATE_RPS, number, seed, unwritable
 from paretoscale.errors import SpecError
-from paretoscale.replay.calibrate import compare, gaps_text, with_profiles
+from paretoscale.replay.calibrate import compare, gaps_text, with_profiles, without_profiles
 from paretoscale.replay.inputs import (
     POLICY_NAMES,
     Load,
@@ -33,6 +33,7 @@ from paretoscale.replay.inputs import (
     reality_speeds,
     token_pool,
 )
+from paretoscale.replay.operator_policy import Paretoscale
 from paretoscale.replay.perf import build_table
 from paretoscale.replay.report import Summary, plot, summarize, table, to_json
 from paretoscale.replay.run import (
@@ -101,8 +102,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="policy to run (repeatable or comma-separated; default: all)")  # fmt: skip
     p.add_argument("--reality-speed", action="append", default=[], metavar="VARIANT=F",
                    help="reality runs VARIANT at F x the perfmodel's speed (repeatable)")  # fmt: skip
-    p.add_argument("--profiles", choices=["declared", "perfmodel"], default="declared",
-                   help="plan with the spec's profiles or ones derived from the perfmodel")  # fmt: skip
+    p.add_argument("--profiles", choices=["learned", "declared", "measured", "model"],
+                   default="learned",
+                   help="what every policy plans with: learned (the default; the spec's "
+                   "profiles, which paretoscale learns from live readings while serving: the "
+                   "operator as shipped), declared (the spec's profiles, paretoscale not "
+                   "learning), measured "
+                   "(profiles measured on the replay's simulator, as --calibrate-profiles "
+                   "prints them), model (no profiles: the operator's performance-model prior, "
+                   "basis model)")  # fmt: skip
     p.add_argument("--calibrate-profiles", action="store_true",
                    help="print the declared profiles' gap to the perfmodel and derived "
                    "profiles, then exit")  # fmt: skip
@@ -168,16 +176,22 @@ def replay_one(
     speeds = reality_speeds(args.reality_speed, spec)  # flags first: bad ones fail at once
     load = load_demand(args)
     prices = load_prices(args, spec, load.demand.duration_s)
-    if args.profiles == "perfmodel":
+    if args.profiles == "measured":
         tables = {v.name: build_table(spec, v, load.demand.tokens) for v in spec.variants}
         spec = with_profiles(spec, compare(spec, tables))
+    elif args.profiles == "model":
+        spec = without_profiles(spec)
+    learning = args.profiles != "declared"
     names = [
         n.strip()
         for item in (args.policy or [",".join(DEFAULT_POLICIES)])
         for n in item.split(",")
         if n.strip()
     ]
-    policies = build_policies(names, spec, load.peak_rps, args.cold_start)
+    policies = [
+        p if learning or not isinstance(p, Paretoscale) else replace(p, correction=False)
+        for p in build_policies(names, spec, load.peak_rps, args.cold_start)
+    ]
     sc = build_scenario(
         spec,
         load.demand,

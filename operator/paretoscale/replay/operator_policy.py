@@ -5,7 +5,7 @@ builds the tick's inputs and applies its outcome:
 1. `replay_inputs` turns what the replay's Prometheus shows (observe.py's PromView: delayed,
    windowed, noisy) into the tick's Observation: the request rate, arrivals, aborted requests
    and the token mix (prompt and output tokens per request), the live GPU prices, the
-   capacity corrections learned so far, and, per variant with Ready replicas or requests in
+   capacity factors of the profiles learned so far (decide/learned.py), and, per variant with Ready replicas or requests in
    the window, its signals (completions per Ready replica-second, requests in the window,
    latency at the SLO percentile with its bucket and, where the SLO is a bucket edge, the
    share of requests within it, requests waiting, KV-cache usage at the last scrape, requests
@@ -13,7 +13,7 @@ builds the tick's inputs and applies its outcome:
    cluster facts: per variant the replicas last applied (the Deployment's spec.replicas) and
    the Ready ones.
 2. `tick()` does the rest, exactly as in the operator: saturation guard, forecast floor,
-   decide(), rollout analysis and the rollout machine, the live correction, the memory.
+   decide(), rollout analysis and the rollout machine, the learned profiles, the memory.
 3. The machine's fleet is what the replay's fleet applies; a variant it leaves out keeps its
    replicas. Both variants run, and cost, from Preparing to the end of Draining.
 Ablations switch one piece of the tick off (TickOptions): `paretoscale:no-correction`,
@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.learned import factors
 from paretoscale.decide.types import LatencyReading, Observation, VariantSignals
 from paretoscale.replay.fleet import FleetTarget
 from paretoscale.replay.policies import TickInput
@@ -57,7 +58,8 @@ class OperatorMemory:
 
     @property
     def corrections(self) -> Mapping[str, float]:
-        return self.tick.corrections
+        """The learned capacity factors the next decision uses."""
+        return factors(self.tick.learned)
 
     @property
     def forecast_mape(self) -> float | None:
@@ -106,7 +108,7 @@ def replay_inputs(
         requests_per_s=view.rate_rps(),
         tokens_per_request=view.tokens_per_request(),
         usd_per_gpu_hour=dict(tick_in.prices),
-        capacity_factors=dict(memory.tick.corrections),
+        capacity_factors=memory.corrections,
         variants=variants,
         arrivals_per_s=view.arrivals_rps(),
         aborted_per_s=view.aborted_rps(),

@@ -10,12 +10,8 @@ of 30 s ticks, so everything a tick needs is tabulated once per variant:
 - load grid: x = rate / max_rps in [0, X_MAX], uniform in u = -ln(1 - x) (dense near the
   limit, where latency rises fastest); one row per token scale s (prompt and output lengths
   of the pool multiplied by s), max_rps(s) the replica's throughput limit;
-- latency distribution at the SLO metric: steady_state takes mean lengths, so request-length
-  variation is added here: the token pool is cut into LENGTH_CLASSES equal-weight classes by
-  output length (e2e; prompt length for ttft; one class for itl/tpot); a request of class c
-  has D_c = (O_c - 1) / E decode steps and a prefill time scaled by P_c / P_mean, at the
-  operating point of the whole mix. Class c's CDF is read off its latencies at QUANTILES
-  (linear between them), and the mix's CDF is F(t) = sum_c w_c F_c(t);
+- latency distribution at the SLO metric: the token pool's request lengths, cut into length
+  classes, mixed as sim/mixture.py does (the operator's prior reads percentiles the same way);
 - within-SLO share: share(x) = min(1, F(slo_s) / (percentile / 100)): a replica whose p-th
   percentile meets the bound serves all its requests within the SLO (the objective lets
   100 - p % be slower); past that, the share falls with F;
@@ -28,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,18 +33,14 @@ from paretoscale.api.vllm import vllm_argv
 from paretoscale.errors import SpecError
 from paretoscale.replay.demand import TokenPool
 from paretoscale.replay.traces import FloatArray
+from paretoscale.sim.mixture import LengthClasses, class_quantiles, mixture_cdf, mixture_quantile
 from paretoscale.sim.perfmodel import ReplicaModel
-from paretoscale.sim.steady import SteadyState, steady_state
+from paretoscale.sim.steady import steady_state
 from paretoscale.sim.vllm_args import VllmArgsError, parse_vllm_args
 
 X_MAX = 0.995
 GRID_POINTS = 72
 GRID_STEP_U = -math.log1p(-X_MAX) / (GRID_POINTS - 1)
-LENGTH_CLASSES = 12
-QUANTILES = (
-    0.001, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999,
-)  # fmt: skip
-
 # vLLM 0.33 histogram bucket edges (vllm/v1/metrics/buckets.py), by SLO metric.
 BUCKETS_S = {
     "ttft": (
@@ -71,31 +63,6 @@ def load_grid() -> FloatArray:
     u = np.linspace(0.0, -math.log1p(-X_MAX), GRID_POINTS)
     out: FloatArray = -np.expm1(-u)
     return out
-
-
-@dataclass(frozen=True)
-class LengthClasses:
-    """Equal-weight classes of requests: mean prompt and output tokens of each [tokens]."""
-
-    prompt: FloatArray
-    output: FloatArray
-    weight: FloatArray
-
-    @classmethod
-    def of(cls, pool: TokenPool, metric: str, classes: int = LENGTH_CLASSES) -> LengthClasses:
-        """Cut the pool into `classes` by output length (e2e), prompt length (ttft), or keep
-        one class (itl, tpot)."""
-        n = len(pool.output_tokens)
-        if metric in ("itl", "tpot") or n < classes:
-            return cls(np.array([pool.prompt_mean]), np.array([pool.output_mean]), np.ones(1))
-        key = pool.prompt_tokens if metric == "ttft" else pool.output_tokens
-        order = np.argsort(key, kind="stable")
-        parts = np.array_split(order, classes)
-        return cls(
-            np.array([pool.prompt_tokens[p].mean() for p in parts]),
-            np.array([pool.output_tokens[p].mean() for p in parts]),
-            np.array([len(p) / n for p in parts]),
-        )
 
 
 @dataclass(frozen=True)
@@ -145,55 +112,6 @@ def replica_model(spec: ModelDeploymentSpec, variant: VariantSpec, speed: float)
         ) from None
 
 
-def _class_quantiles(
-    state: SteadyState, metric: str, classes: LengthClasses, scale: float, prompt_mean: float
-) -> FloatArray:
-    """Latency [s] of each class at each of QUANTILES, monotone in the quantile."""
-    out = np.empty((len(classes.weight), len(QUANTILES)))
-    e = state.tokens_per_step
-    for c in range(len(classes.weight)):
-        st = state
-        if len(classes.weight) > 1:
-            st = replace(
-                state,
-                decode_steps=max(classes.output[c] * scale - 1.0, 0.0) / e,
-                prefill_step_s=state.prefill_step_s * classes.prompt[c] / max(prompt_mean, 1.0),
-            )
-        for j, q in enumerate(QUANTILES):
-            out[c, j] = st.latency_at_percentile(metric, q * 100.0)  # type: ignore[arg-type]
-    return np.maximum.accumulate(out, axis=1)
-
-
-def mixture_cdf(
-    latencies: FloatArray, weights: FloatArray, t_s: Sequence[float] | FloatArray
-) -> FloatArray:
-    """F(t) = sum_c w_c F_c(t), F_c linear between class c's quantile latencies, 0 below the
-    first and 1 above the last."""
-    t = np.asarray(t_s, dtype=np.float64)
-    qs = np.asarray(QUANTILES)
-    total = np.zeros_like(t)
-    for c in range(len(weights)):
-        lat = latencies[c]
-        f = np.interp(t, lat, qs, left=0.0, right=1.0)
-        total += weights[c] * np.where(t < lat[0], 0.0, f)
-    return total
-
-
-def mixture_quantile(latencies: FloatArray, weights: FloatArray, q: float) -> float:
-    """The latency [s] at which the mixture CDF reaches q. F is piecewise linear between the
-    union of the classes' quantile latencies, so it is inverted exactly on those knots."""
-    knots = np.unique(latencies)
-    f = np.maximum.accumulate(mixture_cdf(latencies, weights, knots))
-    i = int(np.searchsorted(f, q, side="left"))
-    if i <= 0:
-        return float(knots[0])
-    if i >= len(knots):
-        return float(knots[-1])
-    f0, f1 = f[i - 1], f[i]
-    w = (q - f0) / (f1 - f0) if f1 > f0 else 1.0
-    return float(knots[i - 1] + w * (knots[i] - knots[i - 1]))
-
-
 def build_table(
     spec: ModelDeploymentSpec,
     variant: VariantSpec,
@@ -204,7 +122,7 @@ def build_table(
     """Tabulate one replica of `variant` at reality speed `speed` (see the module docstring)."""
     model = replica_model(spec, variant, speed)
     metric = spec.slo.latency
-    classes = LengthClasses.of(pool, metric)
+    classes = LengthClasses.of(pool.prompt_tokens, pool.output_tokens, metric)
     p_mean, o_mean = pool.prompt_mean, pool.output_mean
     edges = BUCKETS_S[metric]
     pct = spec.slo.percentile
@@ -221,7 +139,7 @@ def build_table(
         for x in grid:
             rate = max(x, 1e-4) * mu
             st = steady_state(model, rate, prompt, output)
-            q = _class_quantiles(st, metric, classes, s, prompt)
+            q = class_quantiles(st, metric, classes, s, prompt)
             f_slo = float(mixture_cdf(q, classes.weight, [spec.slo.seconds])[0])
             share.append(min(1.0, f_slo / need))
             lat.append(mixture_quantile(q, classes.weight, need))
@@ -236,7 +154,7 @@ def build_table(
         rows["run"].append(run)
         cdf_rows.append(tuple(cdfs))
         at_limit = steady_state(model, mu * 1.0001, prompt, output)
-        q = _class_quantiles(at_limit, metric, classes, s, prompt)
+        q = class_quantiles(at_limit, metric, classes, s, prompt)
         limit_lat.append(mixture_quantile(q, classes.weight, need))
         f_slo = float(mixture_cdf(q, classes.weight, [spec.slo.seconds])[0])
         limit_share.append(min(1.0, f_slo / need))

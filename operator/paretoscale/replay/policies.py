@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
+from paretoscale.api.accelerators import BUILTIN
 from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
 from paretoscale.decide.evaluate import evaluate, variant_capacity
 from paretoscale.replay.fleet import FleetTarget
@@ -79,9 +80,13 @@ def bounds(spec: ModelDeploymentSpec, variant: VariantSpec, floor: int = 0) -> t
 
 
 def declared_capacity_rps(spec: ModelDeploymentSpec, variant: VariantSpec) -> float:
-    """The variant's capacity per replica at the SLO from its declared profile (or the FLOP
-    estimate), as decide/evaluate.py computes it, without live correction [req/s]."""
-    cap, _ = variant_capacity(variant, spec.slo.seconds, None, None)
+    """The variant's capacity per replica at the SLO from its declared profile (else the
+    performance-model prior, else the FLOP estimate), as decide/evaluate.py computes it,
+    without live correction [req/s]."""
+    slo = spec.slo
+    cap, _ = variant_capacity(
+        variant, slo.seconds, None, None, slo.latency, None, BUILTIN, slo.percentile
+    )
     return cap
 
 

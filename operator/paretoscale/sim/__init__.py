@@ -5,7 +5,9 @@ Pure core: vllm_args (the `vllm serve` command line), precision (weight format a
 shapes (transformer shapes), roofline (per-GPU coefficients, KV capacity), specmodel
 (speculative decoding), perfmodel (`ReplicaModel`: step times and limits), scheduler (vLLM
 V1's continuous batching, step by step; `simulate` for discrete-event runs), steady
-(`steady_state`: the analytic operating point), traces (public traces as arrays).
+(`steady_state`: the analytic operating point), mixture (percentiles over request lengths),
+prior (a variant's predicted profile, the operator's `basis: model`), traces (public traces
+as arrays).
 Shell: engine (the real-time engine loop), server (OpenAI API, /metrics), metrics (vLLM's
 Prometheus names), kube and bridge (one simulator per KWOK pod), loadgen, cli.
 """

@@ -10,9 +10,10 @@ with back-off, and rewrites atomically:
   pod, and the pod's labels (paretoscale.io/x -> x, others label_<sanitized>);
 - `<state-dir>/endpoints.json`: "namespace/pod" -> "127.0.0.1:port".
 A pod is simulated when it has the paretoscale.io/variant label or its container runs
-`vllm serve`. The GPU type comes from its node's labels, else its nodeSelector, through the
-GPU type mapping (api/accelerators.py: `--gpu-types-preset`, `--gpu-types-file`, as the
-operator's); a type the simulator has no figures for (not in the built-in table) is
+`vllm serve`; a profiling pod (label paretoscale.io/profiling) gets its simulator and client
+from sim/profiling_client.py instead, and is no Prometheus target. The GPU type comes from
+its node's labels, else its nodeSelector, through the GPU type mapping (api/accelerators.py:
+`--gpu-types-preset`, `--gpu-types-file`, as the operator's); a type the simulator has no figures for (not in the built-in table) is
 simulated as `default_gpu`, with a warning; sim flags from the pod's env
 (PARETOSCALE_SIM_SPEED, PARETOSCALE_SIM_STARTUP_DELAY_S, PARETOSCALE_SIM_ERROR_RATE, ...: every
 variant, from spec.template.env) and from its `vllm serve` arguments (`--sim-*` flags there,
@@ -57,6 +58,7 @@ from paretoscale.sim.kube import (
     vllm_serve_args,
     write_json_atomic,
 )
+from paretoscale.sim.profiling_client import ProfilingRunner
 
 FILE_SD_NAME = "paretoscale-sims.json"
 # Set by the bridge to "true" once the pod's simulator answers /health ("false" before and
@@ -220,6 +222,10 @@ class Bridge:
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
         self._dying: list[tuple[_Child, float]] = []
+        self._profiling = ProfilingRunner(
+            self._api, namespace=namespace, default_gpu=default_gpu, gpu_types=gpu_types,
+            python=python, state_dir=self.state_dir,
+        )  # fmt: skip
 
     # ----- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Bridge:
@@ -249,6 +255,7 @@ class Bridge:
             children = list(self._children.values())
             self._children.clear()
         self._terminate(children)
+        self._profiling.stop()
         self._write_files()
         atexit.unregister(self.stop)
 
@@ -286,6 +293,7 @@ class Bridge:
         """One pass: list (unless given), start/stop/restart simulators, rewrite files."""
         if pods is None or node_labels is None:
             pods, node_labels = self._list()
+            self._profiling.poll(node_labels)  # profiling pods: sim/profiling_client.py
         wanted, warnings = desired_sims(pods, node_labels, self.default_gpu, self.gpu_types)
         for w in warnings:
             if w not in self._warned:

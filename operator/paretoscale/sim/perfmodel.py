@@ -79,16 +79,18 @@ class ReplicaModel:
         *,
         params_b: float | None = None,
         spec_acceptance: float | None = None,
+        gpu: GpuSpec | None = None,
     ) -> ReplicaModel:
         """The replica `vllm serve <args>` would run on `gpu_type` GPUs.
 
         Defaults follow vLLM V1's OpenAI server: max_num_seqs 1024 and max_num_batched_tokens
         8192 on GPUs with >= 70 GiB that are not A100, else 256 and 2048; max_model_len from
-        the model's config. Raises DoesNotFit / UnsupportedOnGpu where vLLM fails to start.
+        the model's config. `gpu`: the GPU's figures (default: the built-in table's for
+        `gpu_type`). Raises DoesNotFit / UnsupportedOnGpu where vLLM fails to start.
         """
         if not speed_factor > 0:
             raise ValueError(f"speed factor must be positive, got {speed_factor}")
-        gpu = gpu_spec(gpu_type)
+        gpu = gpu or gpu_spec(gpu_type)
         shape = shape_for_model(args.model, params_b)
         precision = resolve_precision(args, gpu.sm)
         big = gpu.memory_gb >= 70 and not gpu.type.startswith("A100")

@@ -275,6 +275,7 @@ class RequestRecord:
     tpot_s: float  # (e2e - ttft) / (output - 1), vLLM bench's definition; 0 for 1 token
     mean_itl_s: float
     preemptions: int
+    itl_s: tuple[float, ...] = ()  # every gap between its emitting steps
 
 
 def simulate(
@@ -316,5 +317,5 @@ def _record(r: SimRequest) -> RequestRecord:
     mean_itl = sum(r.itl_s) / len(r.itl_s) if r.itl_s else 0.0
     return RequestRecord(
         r.arrival_s, r.prompt_tokens, r.output_tokens, r.first_scheduled_s - r.arrival_s, ttft,
-        e2e, tpot, mean_itl, r.preemptions,
+        e2e, tpot, mean_itl, r.preemptions, tuple(r.itl_s),
     )  # fmt: skip

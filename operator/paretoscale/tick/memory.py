@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from paretoscale.decide.forecast import ForecastMemory, RateForecast
+from paretoscale.decide.learned import LearnedProfile
 from paretoscale.decide.saturation import Saturation, SaturationMemory
 from paretoscale.decide.types import Decision, ScaleDown
 from paretoscale.rollout.analysis import Verdict
@@ -37,7 +38,7 @@ class TickMemory:
     rollout: RolloutState = field(default_factory=RolloutState)
     variant_since: float | None = None
     scale_down: ScaleDown | None = None
-    corrections: Mapping[str, float] = field(default_factory=dict)
+    learned: Mapping[str, LearnedProfile] = field(default_factory=dict)  # decide/learned.py
     rolled_back: tuple[RolledBack, ...] = ()  # newest first
     recommended: tuple[str, int] | None = None  # Recommend mode: the last (variant, replicas)
     replicas: int | None = None  # Auto mode: the active variant's replicas last decided
@@ -51,7 +52,7 @@ class TickOptions:
     ablations switch single pieces off."""
 
     mode: Mode = "Auto"
-    correction: bool = True  # learn capacity factors from live readings
+    correction: bool = True  # learn the profiles from live readings (decide/learned.py)
     learn_min_load: float = 0.0  # learn only at >= this share of declared capacity (ablation)
     saturation_guard: bool = True
     forecast: bool = True
@@ -68,7 +69,7 @@ class TickOutcome:
     decision: Decision
     step: Step | None  # None in Recommend mode: nothing is applied
     verdict: Verdict | None  # the rollout analysis fed to the step (Auto mode)
-    corrections: Mapping[str, float]
+    corrections: Mapping[str, float]  # per variant: the learned factor the decision uses next
     memory: TickMemory
     saturation: Saturation | None = None
     forecast: RateForecast | None = None  # the rate expected once a new replica is Ready

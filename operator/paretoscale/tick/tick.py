@@ -6,8 +6,9 @@
          variant would be Ready (its startupSeconds + one tick), times the error margin
       -> decide() (decide/policy.py): variant and replicas, with those two floors
       -> rollout analysis of the target + step() of the rollout machine (Auto mode only)
-      -> live correction (decide/corrections.py) from every variant's readings
-      -> TickOutcome: decision, step, corrections, the memory for the next tick
+      -> learned profiles (decide/learned.py): every variant's trustworthy reading judged by
+         decide/corrections.py's rules joins its window of samples, refitted
+      -> TickOutcome: decision, step, the learned factors, the memory for the next tick
 
 The shell (controller/reconcile.py; in the replay, replay/operator_policy.py) reads its inputs,
 calls this, applies `step.fleet` and reports. Rules that live here and nowhere else:
@@ -16,7 +17,7 @@ calls this, applies `step.fleet` and reports. Rules that live here and nowhere e
   recorded; in Recommend mode the last recommendation;
 - a variant rolled back within retry_after_s (the longer of the minimum dwell and two ready
   timeouts) is not chosen again;
-- the live correction learns from a variant with no request waiting (with a backlog, the
+- the learned profiles take samples from a variant with no request waiting (with a backlog, the
   latency is an earlier overload's) and outside the overflow bucket; from the serving variant
   at saturation too, when its latency misses the SLO (then completions per replica bound its
   capacity at the SLO from above);
@@ -36,9 +37,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from paretoscale.api.types import ModelDeploymentSpec, RolloutSpec
-from paretoscale.decide.corrections import Evidence, learn
-from paretoscale.decide.evaluate import variant_capacity
+from paretoscale.decide.corrections import Evidence
+from paretoscale.decide.evaluate import spec_capacity
 from paretoscale.decide.forecast import ForecastMemory, forecast, observe
+from paretoscale.decide.learned import LearnedProfile, factors, learn
 from paretoscale.decide.policy import decide
 from paretoscale.decide.saturation import Saturation, SaturationMemory, above_slo, assess
 from paretoscale.decide.types import CurrentState, Decision, Observation, VariantSignals
@@ -156,23 +158,24 @@ def tick(
         verdict = _verdict(spec, obs, state0.target, state0.active)
         result = step(state0, decision, facts, verdict, spec.rollout, now)
 
-    corrections = (
+    learned = (
         learn(
             spec,
-            memory.corrections,
+            memory.learned,
             _evidence(spec, obs, opts, active, saturation),
+            now,
             mix=obs.token_mix,
             gpus=obs.gpu_types,
         )
         if opts.correction
-        else dict(memory.corrections)
+        else dict(memory.learned)
     )
     return TickOutcome(
         decision=decision,
         step=result,
         verdict=verdict,
-        corrections=corrections,
-        memory=_next_memory(memory, decision, result, opts, now, corrections, sat_memory, history),
+        corrections=factors(learned),
+        memory=_next_memory(memory, decision, result, opts, now, learned, sat_memory, history),
         saturation=saturation,
         forecast=ahead,
     )
@@ -239,7 +242,7 @@ def _evidence(
     active: str | None,
     saturation: Saturation | None,
 ) -> dict[str, Evidence]:
-    """The readings the live correction may learn from (see the module docstring)."""
+    """The readings the learned profiles may take samples from (see the module docstring)."""
     out: dict[str, Evidence] = {}
     for name, s in obs.variants.items():
         rate, lat = s.requests_per_replica_s, s.latency
@@ -255,9 +258,7 @@ def _evidence(
             v = next((x for x in spec.variants if x.name == name), None)
             if v is None or (s.requests_in_window or 0.0) < MIN_LEARN_REQUESTS:
                 continue
-            declared, _ = variant_capacity(
-                v, spec.slo.seconds, None, None, spec.slo.latency, obs.token_mix, obs.gpu_types
-            )
+            declared, _ = spec_capacity(spec, v, obs.token_mix, obs.gpu_types)
             if rate < opts.learn_min_load * declared:
                 continue
         out[name] = Evidence(rate, lat)
@@ -270,14 +271,14 @@ def _next_memory(
     result: Step | None,
     opts: TickOptions,
     now: float,
-    corrections: Mapping[str, float],
+    learned: Mapping[str, LearnedProfile],
     saturation: SaturationMemory,
     forecast: ForecastMemory,
 ) -> TickMemory:
     out = replace(
         m,
         scale_down=decision.scale_down,
-        corrections=dict(corrections),
+        learned=dict(learned),
         saturation=saturation,
         forecast=forecast,
     )

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from paretoscale.api.status import ModelDeploymentStatus, SwitchRecord
 from paretoscale.controller.memory import status_changed, tick_memory, with_memory
 from paretoscale.decide.forecast import DAY_S, ForecastMemory, observe
+from paretoscale.decide.learned import MAX_SAMPLES, LearnedProfile, Sample, fit
 from paretoscale.decide.saturation import SaturationMemory
 from paretoscale.tick.memory import RolledBack, TickMemory
 
@@ -119,3 +122,38 @@ def test_a_change_in_substance_is_written_at_once() -> None:
     assert status_changed(_serving(10.0, replicas=3), old, since_write_s=1.0)
     assert status_changed(_serving(10.0, reason="Degraded"), old, since_write_s=1.0)
     assert not status_changed(_serving(10.0), old, since_write_s=1000.0)  # nothing moved
+
+
+def full_window(start: float = 1.7e9) -> LearnedProfile:
+    samples = tuple(
+        Sample(start + 30.0 * i, 9.0 + 0.01 * i, 8.43 + 0.001 * i, 0.5 + 0.001 * i, i % 9 == 0,
+               0.75 if i % 2 else 1.0)
+        for i in range(MAX_SAMPLES)
+    )  # fmt: skip
+    return LearnedProfile(15.9, samples)
+
+
+def test_the_learned_profiles_survive_a_restart_and_show_declared_vs_learned() -> None:
+    m = TickMemory(learned={"fp8": full_window()})
+    status = with_memory(ModelDeploymentStatus(), m)
+    shown = status.learned["fp8"]
+    f = fit(m.learned["fp8"].samples)
+    assert shown.declared_rps == 15.9
+    assert shown.learned_rps == pytest.approx(15.9 * f.factor, rel=1e-2) and shown.learned_rps < 9
+    assert shown.confidence == f.confidence > 0.9
+    back = tick_memory(status).learned["fp8"]
+    assert back.declared_rps == 15.9 and len(back.samples) == MAX_SAMPLES
+    for a, b in zip(back.samples, m.learned["fp8"].samples, strict=True):
+        assert a.at == b.at and a.bound == b.bound and a.weight == b.weight
+        assert a.rate_rps == pytest.approx(b.rate_rps, rel=5e-3)
+        assert a.factor == pytest.approx(b.factor, rel=5e-3)
+    assert fit(back.samples).applied == pytest.approx(f.applied, rel=1e-2)
+    # the process's newest samples win over the last written status, like the forecast's
+    newer = TickMemory(learned={"fp8": full_window(1.8e9)})
+    assert tick_memory(status, newer).learned == newer.learned
+
+
+def test_a_full_window_keeps_the_status_small() -> None:
+    doc = with_memory(ModelDeploymentStatus(), TickMemory(learned={"fp8": full_window()}))
+    size = len(json.dumps(doc.model_dump(by_alias=True, exclude_none=True, mode="json")))
+    assert size < 2560  # 64 samples: about 2.5 KB per variant that served

@@ -10,9 +10,11 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.controller.status import TickResult, build_status, comparable, invalid_spec_status
-from paretoscale.decide.corrections import update_corrections
+from paretoscale.decide.corrections import Evidence
+from paretoscale.decide.evaluate import variant_capacity
+from paretoscale.decide.learned import PRIOR_WEIGHT, LearnedProfile, Sample, factors, fit, learn
 from paretoscale.decide.policy import decide
-from paretoscale.decide.types import CurrentState, Observation
+from paretoscale.decide.types import CurrentState, LatencyReading, Observation
 from paretoscale.rollout.analysis import Verdict
 from paretoscale.rollout.machine import RolloutState, step
 
@@ -92,34 +94,56 @@ def test_invalid_spec_keeps_everything_else(spec: ModelDeploymentSpec) -> None:
     assert bad.rollout == good.rollout and bad.frontier == good.frontier
 
 
+def update(
+    spec: ModelDeploymentSpec,
+    window: dict[str, LearnedProfile],
+    observed: dict[str, tuple[float, float]],
+    now: float = 0.0,
+) -> dict[str, LearnedProfile]:
+    """The windows after readings variant -> (req/s per replica, exact latency at the SLO)."""
+    ev = {n: Evidence(r, LatencyReading(lat, lat, lat)) for n, (r, lat) in observed.items()}
+    return learn(spec, window, ev, now)
+
+
 def test_corrections_learn_from_a_slow_variant(spec: ModelDeploymentSpec) -> None:
     # fp8 shows 9.1 s at 9 req/s per replica; its profile reaches 9.1 s at 18: half as fast.
-    c = update_corrections(spec, {}, {"fp8": (9.0, 9.1)})
-    assert c["fp8"] == pytest.approx(0.85)  # 0.7 x 1.0 + 0.3 x 0.5
-    for _ in range(20):
-        c = update_corrections(spec, c, {"fp8": (9.0, 9.1)})
-    assert c["fp8"] == pytest.approx(0.5, abs=0.01)
+    w = update(spec, {}, {"fp8": (9.0, 9.1)})
+    assert w["fp8"].samples[0].factor == pytest.approx(0.5)
+    # one sample: the fit says 0.5, the decision follows it by its confidence 1 / (1 + prior)
+    assert factors(w)["fp8"] == pytest.approx(0.5 ** (1 / (1 + PRIOR_WEIGHT)), abs=1e-3)
+    for t in range(1, 21):
+        w = update(spec, w, {"fp8": (9.0, 9.1)}, 30.0 * t)
+    f = fit(w["fp8"].samples)
+    assert f.factor == pytest.approx(0.5)
+    assert f.confidence == pytest.approx(21 / (21 + PRIOR_WEIGHT), abs=1e-3)
+    assert 0.5 < f.applied < 0.55
+    c = factors(w)
     d = decide(spec, Observation(at=0, requests_per_s=12.0, capacity_factors=c), CurrentState())
     assert d.evaluation("fp8").capacity_basis == "live" and d.evaluation("fp8").replicas == 2
-    assert update_corrections(spec, {"gone": 0.5}, {}) == {}
+    gone = {"gone": LearnedProfile(1.0, (Sample(0.0, 1.0, 1.0, 0.5),))}
+    assert update(spec, gone, {}) == {}
 
 
 def test_corrections_ignore_light_load_and_bound_beyond_the_profile(
     spec: ModelDeploymentSpec,
 ) -> None:
     # 5 req/s is under half of fp8's 15.9 req/s capacity: a p95 there says little.
-    assert update_corrections(spec, {}, {"fp8": (5.0, 4.9)}) == {}
+    assert update(spec, {}, {"fp8": (5.0, 4.9)}) == {}
     # 12 s at 9 req/s: beyond the profile's 9.1 s top, reached at 18: at most half as fast.
-    assert update_corrections(spec, {}, {"fp8": (9.0, 12.0)})["fp8"] == pytest.approx(0.85)
+    assert update(spec, {}, {"fp8": (9.0, 12.0)})["fp8"].samples[0].factor == pytest.approx(0.5)
 
 
 def test_estimated_variant_learns_when_it_misses_the_slo() -> None:
     path = Path(__file__).parents[3] / "examples" / "llama-70b-speculative.yaml"
     spec70 = parse_manifests(path.read_text(), "x")[0].spec
-    # The FLOP proxy says 14.4 req/s; at 3.6 req/s per replica it misses the 25 ms ITL.
-    c = update_corrections(spec70, {}, {"int8-w8a8": (3.6, 0.04)})
-    assert c["int8-w8a8"] == pytest.approx(0.7 + 0.3 * 3.6 / 14.36, abs=0.01)
-    assert update_corrections(spec70, {}, {"int8-w8a8": (3.6, 0.01)}) == {}
+    # No profile: at 3.6 req/s per replica it misses the 25 ms ITL, so its capacity is at
+    # most 3.6 req/s, whatever the estimate (variant_capacity) said.
+    v = next(x for x in spec70.variants if x.name == "int8-w8a8")
+    estimate, _ = variant_capacity(v, spec70.slo.seconds, None, None, spec70.slo.latency)
+    w = update(spec70, {}, {"int8-w8a8": (3.6, 0.04)})
+    assert w["int8-w8a8"].samples[0].factor == pytest.approx(3.6 / estimate, abs=0.01)
+    assert w["int8-w8a8"].declared_rps == pytest.approx(estimate)
+    assert update(spec70, {}, {"int8-w8a8": (3.6, 0.01)}) == {}
 
 
 def test_recently_failed_from_last_switches() -> None:

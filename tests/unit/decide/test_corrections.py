@@ -1,5 +1,6 @@
-"""The live correction at a bucket-edge SLO and at saturation: it moves only on readings that
-say something beyond noise, and only as far as the nearest edge."""
+"""What one reading says at a bucket-edge SLO and at saturation: something only on readings
+beyond noise, and only as far as the nearest edge; the learned profile takes a sample only
+from such a reading."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.corrections import Evidence, evidence_factor, learn
+from paretoscale.decide.corrections import Evidence, evidence_factor
+from paretoscale.decide.learned import Sample, factors, fit, learn
 from paretoscale.decide.types import LatencyReading
 from paretoscale.economics.capacity import capacity_at_slo_rps, rate_at_latency_rps
 
@@ -32,7 +34,7 @@ def test_a_p95_interpolated_under_the_edge_says_nothing(spec: ModelDeploymentSpe
     # interpolates to 0.024 at any load there (today's correction read that as "slower")
     under = LatencyReading(0.024, 0.01, 0.025)
     assert evidence_factor(spec, "fp8", Evidence(2.0, under), 1.0) is None
-    assert learn(spec, {}, {"fp8": Evidence(2.0, under)}) == {}
+    assert learn(spec, {}, {"fp8": Evidence(2.0, under)}, 0.0) == {}
 
 
 def test_an_edge_slo_learns_from_the_share_only_beyond_noise(spec: ModelDeploymentSpec) -> None:
@@ -80,8 +82,19 @@ def test_overload_bounds_the_factor_from_above_only(spec: ModelDeploymentSpec) -
     # one observation moves at most 2x
     crawl = Evidence(0.1 * declared, late, saturated=True)
     assert evidence_factor(spec, "fp8", crawl, 1.0) == pytest.approx(0.5)
-    new = learn(spec, {"fp8": 1.0}, {"fp8": Evidence(0.8 * declared, late, saturated=True)})
-    assert new["fp8"] == pytest.approx(0.7 + 0.3 * 0.8)
+    new = learn(spec, {}, {"fp8": Evidence(0.8 * declared, late, saturated=True)}, 60.0)
+    (sample,) = new["fp8"].samples
+    assert sample.bound and sample.factor == pytest.approx(0.8)
+    assert new["fp8"].declared_rps == pytest.approx(declared)
+    # one bound among readings that say faster: it only caps the fit
+    faster = tuple(Sample(float(t), 1.0, 0.02, 1.2, False) for t in range(10))
+    capped = fit((*faster, sample))
+    assert 0.8 < capped.factor < 1.2
+    assert fit(faster).factor == pytest.approx(1.2)
+    # readings at or below the bound: it does not count
+    slower = tuple(Sample(float(t), 1.0, 0.02, 0.6, False) for t in range(10))
+    assert fit((*slower, sample)).factor == pytest.approx(0.6) == fit(slower).factor
+    assert factors(new)["fp8"] < 1.0
 
 
 def test_an_estimate_learns_only_from_a_clear_miss(spec: ModelDeploymentSpec) -> None:

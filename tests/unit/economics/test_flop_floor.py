@@ -42,7 +42,11 @@ def spec(slo_s: float) -> ModelDeploymentSpec:
                     "name": "bf16",
                     "quality": 0.81,
                     "gpu": {"type": "H100"},
-                    "vllm": {"model": "meta-llama/Llama-3.1-8B-Instruct"},
+                    # an argv the simulator cannot read: no performance-model prior
+                    "vllm": {
+                        "model": "meta-llama/Llama-3.1-8B-Instruct",
+                        "extraArgs": ["--max-num-batched-tokens", "lots"],
+                    },
                     "parameters": 8_030_000_000,
                 }
             ],

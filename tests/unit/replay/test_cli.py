@@ -174,3 +174,32 @@ def test_a_gpu_type_the_simulator_has_no_figures_for_exits_2(
     code, _, err = run(capsys, "-f", str(md), "--rate-series", files["shape"], "--peak-rps", "9")
     assert code == 2
     assert "replayed on the built-in GPU types" in err and "unknown GPU type 'acme-x1'" in err
+
+
+def test_profiles_model_and_measured(
+    capsys: pytest.CaptureFixture[str], files: dict[str, str]
+) -> None:
+    """`--profiles model` plans with no declared profile (every capacity the operator's
+    prior), `measured` with the simulator's own; each runs, and the static policies pick
+    their variant by the chosen profiles."""
+    from paretoscale.api.manifest import parse_manifests
+    from paretoscale.decide.evaluate import evaluate
+    from paretoscale.replay.calibrate import without_profiles
+    from paretoscale.replay.policies import cheapest_feasible_variant
+
+    spec = without_profiles(parse_manifests(ASSISTANT.read_text(), "x")[0].spec)
+    assert all(v.profile is None for v in spec.variants)
+    assert {e.capacity_basis for e in evaluate(spec, 20.0, {}, {})} == {"model"}
+    load = ["-f", str(ASSISTANT), "--rate-series", files["shape"], "--peak-rps", "40",
+            "--tokens", files["tokens"], "--policy", "paretoscale,static:cheapest+hpa", "-o", "json"]  # fmt: skip
+    chosen = {}
+    for basis in ("declared", "measured", "model"):
+        code, out, _ = run(capsys, *load, "--profiles", basis)
+        assert code == 0
+        names = [p["policy"] for p in json.loads(out)["policies"]]
+        chosen[basis] = next(n.split(" ")[0] for n in names if n.startswith("static:"))
+    # the static policies' capacity comes from the same variant_capacity: the prior's
+    declared = parse_manifests(ASSISTANT.read_text(), "x")[0].spec
+    assert chosen["declared"] == f"static:{cheapest_feasible_variant(declared, 40.0)}+hpa"
+    assert chosen["model"] == f"static:{cheapest_feasible_variant(spec, 40.0)}+hpa"
+    assert chosen["model"] != chosen["declared"]

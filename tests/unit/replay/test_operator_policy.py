@@ -4,10 +4,13 @@ or failed analysis, and no retry within the dwell; the live correction from the 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.learned import PRIOR_WEIGHT
 from paretoscale.replay.fleet import FleetTarget
 from paretoscale.replay.observe import PromView, Scrapes
 from paretoscale.replay.operator_policy import OperatorMemory, Paretoscale
@@ -158,7 +161,13 @@ def test_live_correction_is_the_operators(assistant: ModelDeploymentSpec) -> Non
     m = OperatorMemory(TickMemory(RolloutState("Stable", "fp8"), variant_since=0.0), {"fp8": 2})
     out = Paretoscale(assistant).decide(at(16.0, 570.0, m, {"fp8": 2}, view=view))
     measured = 8.0 / (10 + 0.05 / 4.2 * 8)  # corrected_capacity_factor
-    assert memory(out).corrections["fp8"] == pytest.approx(0.7 + 0.3 * measured, abs=1e-4)
+    (sample,) = memory(out).tick.learned["fp8"].samples
+    assert sample.factor == pytest.approx(measured, abs=1e-4) and not sample.bound
+    assert sample.at == 570.0 and sample.latency_s == pytest.approx(4.95)
+    # one sample: the decision follows it by its confidence w / (w + prior), w = 4.95 / 8
+    w = 4.95 / 8
+    expected = math.exp(math.log(measured) * w / (w + PRIOR_WEIGHT))
+    assert memory(out).corrections["fp8"] == pytest.approx(expected, abs=1e-4)
     off = Paretoscale(assistant, correction=False).decide(at(16.0, 570.0, m, {"fp8": 2}, view=view))
     assert memory(off).corrections == {}
     assert np.isfinite(measured)

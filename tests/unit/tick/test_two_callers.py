@@ -19,6 +19,7 @@ from paretoscale.config import OperatorSettings
 from paretoscale.controller.memory import with_memory
 from paretoscale.controller.observing import operator_inputs, tick_options
 from paretoscale.controller.status import rfc3339, rollout_status
+from paretoscale.decide.learned import LearnedProfile, Sample, factors
 from paretoscale.decide.saturation import SaturationMemory
 from paretoscale.decide.types import ScaleDown
 from paretoscale.observe.snapshot import Histogram, MetricsSnapshot, VariantKey, VariantMetrics
@@ -126,7 +127,7 @@ def status(m: TickMemory) -> ModelDeploymentStatus:
         rollout=rollout_status(m.rollout),
         active_variant=m.rollout.active,
         variant_since=rfc3339(m.variant_since) if m.variant_since is not None else None,
-        capacity_corrections=dict(m.corrections),
+        capacity_corrections=factors(m.learned),
         last_switches=switches,
         scale_down=ScaleDownIntent(since=rfc3339(m.scale_down.since), replicas=2)
         if m.scale_down
@@ -161,7 +162,8 @@ WORLDS = {
         TickMemory(
             ON_FP8,
             variant_since=NOW - 3600,
-            corrections={"fp8": 0.9},
+            # a window of one sample: 0.9 x fp8's declared capacity (status keeps 3 digits)
+            learned={"fp8": LearnedProfile(15.0, (Sample(NOW - 600, 12.0, 0.03, 0.9),))},
             saturation=SaturationMemory("fp8", 1, 1, 2.0, 0),
         ),
         {"fp8": 2},
