@@ -63,6 +63,12 @@ class OperatorSettings(BaseSettings):
         description="How nodes label the built-in GPU types: nfd (nvidia.com/gpu.product, GPU "
         "Feature Discovery) or gke (cloud.google.com/gke-accelerator).",
     )
+    gpu_inventory: bool = Field(
+        True,
+        description="Watch nodes and pods to plan only replicas the cluster's free GPUs can "
+        "hold (needs list/watch on nodes and pods); off: spec.gpus[].available alone bounds "
+        "them, and pods that cannot be placed show as CapacityPending.",
+    )
     default_mode: Literal["Recommend"] | None = Field(
         None, description="Force every ModelDeployment to Recommend (set 'Recommend')."
     )

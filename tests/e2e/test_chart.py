@@ -229,11 +229,13 @@ def test_install_cluster_scope_grants_what_the_operator_does_and_no_secrets(
         assert sa.can_i("patch", "poddisruptionbudgets.policy", "-n", ns)
         assert sa.can_i("delete", "poddisruptionbudgets.policy", "-n", ns)
         assert sa.can_i("create", "events", "-n", ns)
-        # The operator lists pods (to name Pending ones) but never watches or writes them,
+        # The operator lists and watches pods (to name Pending ones; the GPU inventory) and
+        # nodes (the inventory), but never writes them,
         # and never writes a spec it serves.
-        assert sa.can_i("list", "pods", "-n", ns)
-        assert not sa.can_i("watch", "pods", "-n", ns)
+        assert sa.can_i("list", "pods", "-n", ns) and sa.can_i("watch", "pods", "-n", ns)
         assert not sa.can_i("create", "pods", "-n", ns)
+        assert not sa.can_i("delete", "pods", "-n", ns)
+        assert sa.can_i("watch", "nodes") and not sa.can_i("patch", "nodes")
         assert not sa.can_i("patch", "modeldeployments.paretoscale.io", "-n", ns)
         assert not sa.can_i("delete", "modeldeployments.paretoscale.io", "-n", ns)
     # Cluster-wide, kopf reads no Namespaces.
@@ -299,7 +301,8 @@ def test_install_namespace_scope_is_confined_to_the_watched_namespaces(
     assert sa.can_i("create", "poddisruptionbudgets.policy", "-n", other_namespace)
     assert not sa.can_i("list", "secrets", "-n", other_namespace)
     assert sa.can_i("list", "pods", "-n", other_namespace)
-    assert not sa.can_i("watch", "pods", "-n", other_namespace)
+    assert sa.can_i("watch", "pods", "-n", other_namespace)  # the GPU inventory
+    assert not sa.can_i("delete", "pods", "-n", other_namespace)
     assert not lease_can_i(sa, "create", other_namespace)
     # Anywhere else, including the release's own namespace: nothing namespaced but the Lease.
     for ns in (namespace, "default"):

@@ -221,16 +221,21 @@ def test_target_that_never_gets_ready_is_rolled_back(
 ) -> None:
     kube.apply(assistant(kube.ns, 2))
     wait(lambda: stable_on(kube, "w4a16-l40s"), 60, "Stable on w4a16-l40s", operator)
-    # A cheaper L4 variant appears, but the cluster has no L4 node: its pods stay Pending.
+    # A better variant on the same L40S nodes appears, but its replicas never finish loading
+    # (the simulator's startup delay, an hour): its pods run and never turn Ready. (A type
+    # with no node no longer serves: the GPU inventory keeps the decision off it.)
     doc = assistant(kube.ns, 2, rollout={**FAST, "readyTimeoutSeconds": 8, "minDwellSeconds": 0})
-    doc["spec"]["gpus"].append({"type": "L4", "usdPerHour": "0.39", "available": 8})
-    l4 = dict(doc["spec"]["variants"][2])
-    doc["spec"]["variants"].append({**l4, "name": "w4a16-l4", "gpu": {"type": "L4", "count": 1}})
+    l40s = dict(doc["spec"]["variants"][2])
+    slow = {
+        **l40s, "name": "w4a16-slow", "quality": l40s["quality"] + 0.03,
+        "vllm": {**l40s["vllm"], "extraArgs": ["--sim-startup-delay-s=3600"]},
+    }  # fmt: skip
+    doc["spec"]["variants"].append(slow)
     kube.apply(doc)
     wait(
-        lambda: kube.status("assistant").get("rollout", {}).get("target") == "w4a16-l4",
+        lambda: kube.status("assistant").get("rollout", {}).get("target") == "w4a16-slow",
         20,
-        "rollout to L4 started",
+        "rollout to w4a16-slow started",
         operator,
     )
     degraded = wait(
@@ -243,12 +248,13 @@ def test_target_that_never_gets_ready_is_rolled_back(
     status = kube.status("assistant")
     assert status["activeVariant"] == "w4a16-l40s" and status["phase"] == "Stable"
     assert (
-        kube.replicas()["assistant-w4a16-l4"] == 0 and kube.replicas()["assistant-w4a16-l40s"] == 1
+        kube.replicas()["assistant-w4a16-slow"] == 0
+        and kube.replicas()["assistant-w4a16-l40s"] == 1
     )
     assert any(t == "Warning" and r == "RolledBack" for t, r, _ in kube.events())
     # and it is not retried at once
     frontier = {r["name"]: r for r in status["frontier"]}
-    assert frontier["w4a16-l4"]["reason"].startswith("rolled back")
+    assert frontier["w4a16-slow"]["reason"].startswith("rolled back")
 
 
 def test_restart_mid_switch_completes_it(

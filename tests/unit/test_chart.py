@@ -500,7 +500,8 @@ NAMESPACED_RULES = {
     # kopf watches; the operator never writes spec or metadata (no finalizer, no annotations).
     ("paretoscale.io", "modeldeployments"): {"get", "list", "watch"},
     ("paretoscale.io", "modeldeployments/status"): {"update"},
-    ("", "pods"): {"list"},
+    # list: to name Pending pods (CapacityPending); watch: the GPU inventory's placed pods.
+    ("", "pods"): {"list", "watch"},
     # OwnerReferencesPermissionEnforcement: owner references with blockOwnerDeletion.
     ("paretoscale.io", "modeldeployments/finalizers"): {"update"},
     # get: before creating an object, whether one of that name exists that it does not own.
@@ -519,6 +520,8 @@ NAMESPACED_RULES = {
 CRD_READS = {("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"}}
 # kopf lists and watches Namespaces only when it is not cluster-wide.
 NAMESPACE_READS = {("", "namespaces"): {"list", "watch"}}
+# The GPU inventory (gpuInventory.enabled, the default; controller/inventory.py).
+INVENTORY_READS = {("", "nodes"): {"list", "watch"}}
 LEASE_ROLE = f"{RELEASE}-leader-election"
 
 
@@ -564,8 +567,8 @@ def test_rbac_has_no_secrets_and_no_wildcards(render: Render, values: dict[str, 
             for field in ("apiGroups", "resources", "verbs"):
                 assert not any("*" in item for item in rule[field]), (role["metadata"], rule)
             assert not {"secrets", "secrets/status"} & set(rule["resources"]), rule
-            if "pods" in rule["resources"]:  # only to name Pending pods (CapacityPending)
-                assert rule["resources"] == ["pods"] and rule["verbs"] == ["list"], rule
+            if "pods" in rule["resources"]:  # Pending pods' names, placed pods' GPUs: no writes
+                assert rule["resources"] == ["pods"] and rule["verbs"] == ["list", "watch"], rule
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
             assert "kopf.dev" not in rule["apiGroups"], "no kopf peering"
             if rule.get("resourceNames"):
@@ -585,13 +588,23 @@ def test_rbac_never_writes_modeldeployments_themselves(
 def test_rbac_cluster_scope_is_exactly_what_the_operator_uses(render: Render) -> None:
     """Cluster-wide kopf never reads Namespaces."""
     docs = render()
-    assert grants(one(docs, "ClusterRole")) == NAMESPACED_RULES | CRD_READS
+    assert grants(one(docs, "ClusterRole")) == NAMESPACED_RULES | CRD_READS | INVENTORY_READS
     assert not [d for d in docs if d["kind"] in ("Role", "RoleBinding")]
+
+
+def test_rbac_without_the_gpu_inventory_reads_no_nodes_and_watches_no_pods(
+    render: Render,
+) -> None:
+    docs = render({"gpuInventory.enabled": False})
+    rules = grants(one(docs, "ClusterRole"))
+    assert ("", "nodes") not in rules and rules[("", "pods")] == {"list"}
+    env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "PARETOSCALE_GPU_INVENTORY", "value": "false"} in env
 
 
 def test_rbac_namespace_scope_is_exactly_what_the_operator_uses(render: Render) -> None:
     docs = render({"watchNamespaces": ["team-a", "team-b"]})
-    assert grants(one(docs, "ClusterRole")) == CRD_READS | NAMESPACE_READS
+    assert grants(one(docs, "ClusterRole")) == CRD_READS | NAMESPACE_READS | INVENTORY_READS
     roles = [d for d in docs if d["kind"] == "Role"]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     for role in roles:

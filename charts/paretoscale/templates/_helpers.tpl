@@ -106,10 +106,11 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
   resources: [modeldeployments/status]
   verbs: [update]
 # Pods of a variant short of Ready replicas, listed by label to name those the scheduler
-# cannot place (condition CapacityPending).
+# cannot place (condition CapacityPending); with gpuInventory.enabled, the placed pods are
+# watched for the GPUs they hold (controller/inventory.py).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list{{ if .Values.gpuInventory.enabled }}, watch{{ end }}]
 # Owner references with blockOwnerDeletion on the Deployments and Services it creates; API
 # servers with the OwnerReferencesPermissionEnforcement admission plugin (e.g. OpenShift)
 # require update on the owner's finalizers for that.
@@ -162,6 +163,18 @@ and kopf's watches in controller/handlers.py). No Secrets, no wildcards.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+{{- end }}
+
+{{/*
+Cluster-scoped, in either scope, with gpuInventory.enabled: the nodes' allocatable GPUs and
+whether they take pods, so the decision plans only replicas the cluster can place.
+*/}}
+{{- define "paretoscale.inventoryRules" -}}
+{{- if .Values.gpuInventory.enabled }}
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [list, watch]
+{{- end }}
 {{- end }}
 
 {{/*

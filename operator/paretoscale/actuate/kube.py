@@ -166,6 +166,28 @@ class Kube:
         serialize: Any = self.api.sanitize_for_serialization
         return [dict(serialize(item)) for item in out.items]
 
+    def list_nodes(self) -> list[dict[str, Any]]:
+        """Every Node, as the API's JSON."""
+        out: Any = self.core.list_node(_request_timeout=self.timeout_s)
+        serialize: Any = self.api.sanitize_for_serialization
+        return [dict(serialize(item)) for item in out.items]
+
+    def list_placed_pods(self, namespace: str | None) -> list[dict[str, Any]]:
+        """The pods of `namespace` (None: of the cluster) placed on a node and not finished,
+        as the API's JSON."""
+        selector = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
+        out: Any
+        if namespace is None:
+            out = self.core.list_pod_for_all_namespaces(
+                field_selector=selector, _request_timeout=self.timeout_s
+            )
+        else:
+            out = self.core.list_namespaced_pod(
+                namespace, field_selector=selector, _request_timeout=self.timeout_s
+            )
+        serialize: Any = self.api.sanitize_for_serialization
+        return [dict(serialize(item)) for item in out.items]
+
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
         self._check_write()

@@ -77,6 +77,12 @@ class ObservedStatus(_Status):
             "fallback (the operator's --price), spec (spec.gpus[].usdPerHour)."
         ),
     )
+    gpus_available: dict[str, int] | None = Field(
+        None,
+        description="GPUs per type this ModelDeployment can hold now, as the nodes and pods "
+        "show them (allocatable of nodes taking pods, minus other pods' requests); replicas "
+        "are planned within it and spec.gpus[].available. Absent with --no-gpu-inventory.",
+    )
 
 
 class VariantStatus(_Status):

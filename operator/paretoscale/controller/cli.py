@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--default-mode", choices=["Recommend"], help="force every ModelDeployment to Recommend"
     )
     p.add_argument(
+        "--no-gpu-inventory",
+        dest="gpu_inventory",
+        action="store_false",
+        default=None,
+        help="do not watch nodes and pods for free GPUs (then only spec.gpus[].available "
+        "bounds replicas; pods that cannot be placed show as CapacityPending)",
+    )
+    p.add_argument(
         "--price",
         action="append",
         metavar="TYPE=USD",

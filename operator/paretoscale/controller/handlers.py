@@ -2,7 +2,9 @@
 
 Watched: ModelDeployments, and the Deployments, Services and PodDisruptionBudgets the
 operator renders, listed and watched with the server-side label selector MANAGED_SELECTOR
-(`configure_watching`), so the operator never lists the cluster's other workloads. No kopf
+(`configure_watching`), so the operator never lists the cluster's other workloads; with the
+GPU inventory on (the default), also nodes and pods, of which it keeps only what GPUs each
+node has and each placed pod holds (controller/inventory.py). No kopf
 timers and no change-detecting handlers: those make kopf put a finalizer or annotations on
 the user's ModelDeployments (GitOps owns them). The periodic tick is the operator's own loop
 over the cache (controller/loop.py), one loop per process.
@@ -49,7 +51,7 @@ def configure_watching(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = NoDiffBase()
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
+def register(registry: kopf.OperatorRegistry, gpu_inventory: bool = False) -> None:
     @kopf.on.event(GROUP, VERSION, PLURAL, id="modeldeployment-events", registry=registry)
     async def md_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
         ctx: Context = memo["ctx"]
@@ -64,6 +66,25 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
     for group, version, plural, kind in WORKLOADS:
         _register_workload(registry, group, version, plural, kind)
+    if gpu_inventory:
+        _register_inventory(registry)
+
+
+def _register_inventory(registry: kopf.OperatorRegistry) -> None:
+    """Nodes and pods into the GPU inventory (controller/inventory.py). A change there moves
+    no reconcile by itself: the next tick plans with it."""
+
+    @kopf.on.event("", "v1", "nodes", id="node-events", registry=registry)
+    async def node_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+        inventory = memo["ctx"].inventory
+        if inventory is not None:
+            inventory.put_node(body, event["type"] == "DELETED")
+
+    @kopf.on.event("", "v1", "pods", id="pod-events", registry=registry)
+    async def pod_event(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+        inventory = memo["ctx"].inventory
+        if inventory is not None:
+            inventory.put_pod(body, event["type"] == "DELETED")
 
 
 def _register_workload(

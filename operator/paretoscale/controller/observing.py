@@ -10,11 +10,10 @@ rollout analysis.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.status import ModelDeploymentStatus, ObservedStatus
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
@@ -56,6 +55,7 @@ class MdObservation:
             basis="live" if live else "priors",
             at=at if live else None,
             price_basis=dict(m.price_basis) if m and m.price_basis else None,
+            gpus_available=dict(o.gpus_available) or None,
         )
 
 
@@ -109,7 +109,7 @@ def observe_md(
     corrections: Mapping[str, float],
     gpus: Mapping[str, int] | None = None,
 ) -> MdObservation:
-    """`gpus`: GPUs per type the cluster shows (gpus_available); None: not listed."""
+    """`gpus`: GPUs per type the cluster shows (controller/inventory.py); None: not listed."""
     model = observation_for(
         snapshot if settings.prometheus_url else None,
         namespace,
@@ -170,70 +170,3 @@ def tick_options(settings: OperatorSettings, mode: Mode) -> TickOptions:
     """How the operator runs the tick: every piece on, in the ModelDeployment's mode, at the
     poller's interval."""
     return TickOptions(mode=mode, tick_seconds=settings.tick_seconds)
-
-
-def _ready(node: Mapping[str, Any]) -> bool:
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _quantity(value: Any) -> int:
-    """An extended resource's quantity ('8', 8) as an integer; 0 when unreadable."""
-    try:
-        return int(float(str(value)))
-    except ValueError:
-        return 0
-
-
-def _requested(pod: Mapping[str, Any], resource: str) -> int:
-    spec = pod.get("spec") or {}
-    containers = [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]
-    return sum(
-        _quantity(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
-        for c in containers
-    )
-
-
-def gpus_available(
-    spec: ModelDeploymentSpec,
-    nodes: Sequence[Mapping[str, Any]],
-    pods: Sequence[Mapping[str, Any]],
-    own: Callable[[Mapping[str, Any]], bool],
-    gpus: GpuTypes = BUILTIN,
-) -> dict[str, int]:
-    """GPUs of each of spec.gpus' types this ModelDeployment can hold now
-    (Observation.gpus_available), from the cluster's node and pod lists (API JSON):
-    the allocatable GPUs (the type's extended resource) of Ready, schedulable nodes whose
-    labels carry the type's nodeSelector, minus the GPUs requested by pods scheduled there
-    that are not this ModelDeployment's (`own`) and have not finished. A type of no known
-    GPU is left out (spec.gpus alone bounds it); a type no node carries is 0. `gpus`: the
-    GPU type mapping (each type's node label and extended resource)."""
-    out: dict[str, int] = {}
-    for g in spec.gpus:
-        gpu = gpus.types.get(g.type)
-        if gpu is None:
-            continue
-        on = {
-            (n.get("metadata") or {}).get("name"): n
-            for n in nodes
-            if _ready(n)
-            and all(
-                ((n.get("metadata") or {}).get("labels") or {}).get(k) == v
-                for k, v in gpu.node_selector.items()
-            )
-        }
-        total = sum(
-            _quantity(((n.get("status") or {}).get("allocatable") or {}).get(gpu.resource, 0))
-            for n in on.values()
-        )
-        used = sum(
-            _requested(p, gpu.resource)
-            for p in pods
-            if (p.get("spec") or {}).get("nodeName") in on
-            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            and not own(p)
-        )
-        out[g.type] = max(0, total - used)
-    return out

@@ -48,6 +48,7 @@ from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.conflicts import apply_conflict
+from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.memory import status_changed, with_memory
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.observing import operator_inputs, tick_options
@@ -101,6 +102,7 @@ class Context:
     clock: Callable[[], float] = time.time
     gpu_types: GpuTypes = BUILTIN  # the cluster's GPU type mapping (--gpu-types-file)
     cache: Cache = field(default_factory=Cache)
+    inventory: Inventory | None = None  # the cluster's GPUs (--no-gpu-inventory: None)
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
 
     async def reconcile_key(self, key: Key) -> None:
@@ -191,8 +193,9 @@ async def _reconcile(
         return
 
     mode = ctx.settings.default_mode or spec.mode
+    gpus = ctx.inventory.available(spec, (ns, name)) if ctx.inventory is not None else None
     seen, memory = operator_inputs(
-        ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old, mem.tick
+        ctx.latest_snapshot(), ctx.settings, ns, name, spec, now, old, mem.tick, gpus
     )
     state0 = memory.rollout
     if mode == "Auto" and state0.active and state0.active not in deployments:

@@ -22,6 +22,7 @@ from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.handlers import configure_watching, register
 from paretoscale.controller.health import Health
+from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.leader import LeaderElector, LeaseLost
 from paretoscale.controller.loop import CONCURRENCY, tick_loop, tick_once
 from paretoscale.controller.metrics import OperatorMetrics
@@ -126,11 +127,12 @@ async def _run_active(
     gpu_types: GpuTypes = BUILTIN,
 ) -> None:
     registry = kopf.OperatorRegistry()
-    register(registry)
+    register(registry, settings.gpu_inventory)
     poller = poller_for(settings, gpus=gpu_types)
     ctx = Context(
         settings=settings,
         gpu_types=gpu_types,
+        inventory=Inventory(gpus=gpu_types) if settings.gpu_inventory else None,
         kube=kube,
         metrics=metrics,
         latest_snapshot=(poller.latest if poller is not None else (lambda: None)),

@@ -4,7 +4,8 @@ kopf starts its watches without telling when each has listed, and a ModelDeploym
 arrive before its Deployments: acting then would read "no Deployment" as "0 replicas". So
 before the first reconcile the operator lists, once, every kind it watches (ModelDeployments,
 and the Deployments, Services and PodDisruptionBudgets it renders, with the same server-side
-label selector as the watches) into the cache, then marks the cache synced. An object a watch
+label selector as the watches; nodes and placed pods for the GPU inventory) into the cache,
+then marks the cache synced. An object a watch
 event already delivered is newer than the listing and is kept. Until the API answers the
 listing is retried; nothing acts meanwhile.
 
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from paretoscale.actuate.render import LABEL_MD
 from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.handlers import MANAGED_SELECTOR, WORKLOADS
+from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.reconcile import Context
 
 log = logging.getLogger("paretoscale")
@@ -38,12 +40,32 @@ async def sync_cache(ctx: Context, namespaces: Sequence[str]) -> None:
         try:
             for scope in scopes:
                 await _list_into(ctx, ctx.cache, scope)
+            await list_inventory(ctx, namespaces)
             break
         except Exception as e:  # the API is not there yet: nothing may act before the listing
             log.warning("listing the watched objects failed (%s); retrying in %ss", e, RETRY_S)
             await asyncio.sleep(RETRY_S)
     ctx.cache.synced = True
     log.info("cache synced: %d ModelDeployments", len(ctx.cache.mds))
+
+
+async def list_inventory(ctx: Context, namespaces: Sequence[str]) -> None:
+    """List nodes and placed pods into a fresh GPU inventory and put it in place (a no-op
+    with the inventory off). A watch event that arrived during the listing may be older
+    than what the listing shows and is overwritten; the next event of that object
+    corrects it."""
+    if ctx.inventory is None:
+        return
+    fresh = Inventory(gpus=ctx.inventory.gpus, synced=True)
+    for body in await asyncio.to_thread(ctx.kube.list_nodes):
+        fresh.put_node(body, deleted=False)
+    scopes: list[str | None] = list(namespaces) or [None]
+    for scope in scopes:
+        for body in await asyncio.to_thread(ctx.kube.list_placed_pods, scope):
+            fresh.put_pod(body, deleted=False)
+    ctx.inventory.nodes, ctx.inventory.pods = fresh.nodes, fresh.pods
+    ctx.inventory.synced = True
+    ctx.inventory.changed()
 
 
 async def _list_into(ctx: Context, cache: Cache, namespace: str | None) -> None:
@@ -86,6 +108,7 @@ async def relist(ctx: Context, namespaces: Sequence[str]) -> list[Key]:
                 objects.add(seen)
                 if cache.touched.get(seen, 0) <= since:
                     cache.put_workload(kind, body, deleted=False)
+    await list_inventory(ctx, namespaces)
     gone_mds, gone_objects = cache.vanished(since, mds, objects)
     for key, obj in gone_objects:
         cache.forget_object(key, obj)

@@ -1,11 +1,12 @@
-"""controller/observing.py's gpus_available: what the cluster's nodes and pods leave."""
+"""controller/inventory.py: the GPUs the cluster's nodes and pods leave a ModelDeployment."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.controller.observing import gpus_available
+from paretoscale.controller.inventory import Inventory
 
 SPEC = ModelDeploymentSpec.model_validate(
     {
@@ -35,17 +36,28 @@ def node(name: str, product: str, gpus: str, ready: bool = True, **spec: Any) ->
     }
 
 
+SERIAL = itertools.count()
+
+
 def pod(node_name: str, gpus: int, md: str = "other", phase: str = "Running") -> dict[str, Any]:
     return {
-        "metadata": {"labels": {"paretoscale.io/modeldeployment": md}},
+        "metadata": {"name": f"p{next(SERIAL)}", "namespace": "ns",
+                     "labels": {"paretoscale.io/modeldeployment": md}},
         "spec": {"nodeName": node_name,
                  "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus)}}}]},
         "status": {"phase": phase},
     }  # fmt: skip
 
 
-def mine(p: Any) -> bool:
-    return bool(p["metadata"]["labels"].get("paretoscale.io/modeldeployment") == "me")
+def gpus_available(nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> dict[str, int]:
+    inv = Inventory(synced=True)
+    for n in nodes:
+        inv.put_node(n, deleted=False)
+    for p in pods:
+        inv.put_pod(p, deleted=False)
+    out = inv.available(SPEC, ("ns", "me"))
+    assert out is not None
+    return out
 
 
 H100 = "NVIDIA-H100-80GB-HBM3"
@@ -66,11 +78,38 @@ def test_allocatable_of_ready_nodes_of_the_type_minus_other_pods() -> None:
         pod("h3", 4),  # on a node that does not count
         pod("l1", 4),
     ]
-    assert gpus_available(SPEC, nodes, pods, mine) == {"H100": 13, "L40S": 0}
+    assert gpus_available(nodes, pods) == {"H100": 13, "L40S": 0}
 
 
 def test_a_type_no_node_carries_is_zero_and_requests_never_go_below_zero() -> None:
-    assert gpus_available(SPEC, [node("h1", H100, "2")], [pod("h1", 4)], mine) == {
+    assert gpus_available([node("h1", H100, "2")], [pod("h1", 4)]) == {
         "H100": 0,
         "L40S": 0,
     }
+
+
+def test_own_replicas_on_a_cordoned_node_are_still_held() -> None:
+    """Cordoning stops new pods, not running ones: what this ModelDeployment runs there it
+    still holds; another workload's pods there free nothing."""
+    nodes = [node("h1", H100, "8", unschedulable=True), node("h2", H100, "8")]
+    pods = [pod("h1", 4, md="me"), pod("h1", 4), pod("h2", 8)]
+    assert gpus_available(nodes, pods)["H100"] == 4
+
+
+def test_changes_and_deletions_are_seen_and_nothing_before_the_listing() -> None:
+    inv = Inventory()
+    assert inv.available(SPEC, ("ns", "me")) is None  # not listed yet: unknown, not 0
+    inv.synced = True
+    inv.put_node(node("h1", H100, "8"), deleted=False)
+    hog = pod("h1", 6)
+    inv.put_pod(hog, deleted=False)
+    assert inv.available(SPEC, ("ns", "me")) == {"H100": 2, "L40S": 0}
+    inv.put_pod({**hog, "status": {"phase": "Succeeded"}}, deleted=False)
+    assert inv.available(SPEC, ("ns", "me")) == {"H100": 8, "L40S": 0}
+    inv.put_pod(hog, deleted=False)
+    inv.put_pod(hog, deleted=True)
+    inv.put_node(node("h1", H100, "8"), deleted=True)
+    assert inv.available(SPEC, ("ns", "me")) == {"H100": 0, "L40S": 0}
+    cpu_only = {**pod("h1", 0), "spec": {"nodeName": "h1", "containers": [{}]}}
+    inv.put_pod(cpu_only, deleted=False)
+    assert not inv.pods  # a pod without GPUs is not kept
