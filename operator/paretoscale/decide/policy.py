@@ -95,12 +95,13 @@ def _fallback(
     blocked: Mapping[str, str],
     rate: float,
     gpus_now: Mapping[str, int] | None,
+    dwelling: bool = False,
 ) -> Fallback:
     """When nothing meets the SLO: the variant with the highest net value at the capacity
     it delivers (`delivered`), never the maximum replicas of a variant that serves nothing
-    within the SLO. The active variant stays unless another's net value is higher by more
-    than switchMargin of the active one's hourly cost; one just rolled back is not chosen
-    (any, if all were)."""
+    within the SLO. The active variant stays while it is `dwelling` (has run less than
+    minDwellSeconds) or unless another's net value is higher by more than switchMargin of
+    the active one's hourly cost; one just rolled back is not chosen (any, if all were)."""
     candidates = [e for e in evals if e.name not in blocked] or list(evals)
     options = [delivered(spec, e, rate, gpus_now) for e in candidates]
     best = max(options, key=lambda f: (f.net_usd_per_hour, f.served_rps, f.variant.quality))
@@ -108,7 +109,8 @@ def _fallback(
         e = f.variant
         if e.name == active:
             cost = e.hourly_cost_usd * f.replicas / e.replicas if e.replicas > 0 else 0.0
-            if best.net_usd_per_hour - f.net_usd_per_hour <= spec.rollout.switch_margin * cost:
+            gain = best.net_usd_per_hour - f.net_usd_per_hour
+            if dwelling or gain <= spec.rollout.switch_margin * cost:
                 return f
     return best
 
@@ -235,7 +237,14 @@ def decide(
         return done(current, state.replicas, "hold", state.scale_down)
 
     if best is None:
-        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available)
+        dwelling = (
+            state.active is not None
+            and dwell_guard(
+                state.active, state.variant_since, obs.at, spec.rollout.min_dwell_seconds
+            )
+            is not None
+        )
+        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available, dwelling)
         chosen, n = f.variant, f.replicas
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "

@@ -249,3 +249,18 @@ def test_a_negative_calibration_from_ab_tests_is_clamped_and_said(
     assert "outside (0, 1]" in d.reasons[-1]
     assert d.variant == decide(small, obs(12.0), CurrentState()).variant
     assert all(e.value_per_hour_usd > 0 for e in d.evaluations)
+
+
+def test_nothing_feasible_still_waits_for_the_dwell(spec: ModelDeploymentSpec) -> None:
+    """When no variant meets the SLO the fallback may move to another variant, but not
+    before the active one has run minDwellSeconds: no flapping between two overloaded
+    choices."""
+    gpus = {"H100": 1, "L40S": 8}
+    d0 = decide(spec, obs(500.0, gpus_available=gpus), CurrentState())
+    other = next(e.name for e in d0.evaluations if e.name != d0.variant)
+    since = 10_000.0 - spec.rollout.min_dwell_seconds / 2
+    young = CurrentState(active=other, replicas=1, variant_since=since)
+    held = decide(spec, obs(500.0, gpus_available=gpus), young)
+    assert not held.slo_met and held.variant == other
+    old = CurrentState(active=other, replicas=1, variant_since=0.0)
+    assert decide(spec, obs(500.0, gpus_available=gpus), old).variant == d0.variant
