@@ -10,6 +10,7 @@ the edges (controller/logs.py, api/conditions.py, actuate/kube.py, observe/prome
 
 from __future__ import annotations
 
+import functools
 import re
 
 MASK = "***"
@@ -43,8 +44,10 @@ _RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=8192)
 def redact(text: str) -> str:
-    """`text` with every credential it holds replaced by `***`."""
+    """`text` with every credential it holds replaced by `***`. Memoized: the same condition
+    messages are redacted again on every tick of every object."""
     for pattern, replacement in _RULES:
         text = pattern.sub(replacement, text)
     return text
