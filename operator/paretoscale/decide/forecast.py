@@ -35,11 +35,14 @@ MARGIN_MAX = 2.0
 
 @dataclass(frozen=True)
 class RateForecast:
-    """The rate expected horizon_s ahead [req/s]: the point forecast and point x margin."""
+    """The rate expected horizon_s ahead [req/s]: the point forecast and point x margin;
+    `path_rps`: the rates the daily profile expects at every slot over the next hours
+    (`path`), empty before a day is known."""
 
     point_rps: float
     upper_rps: float
     horizon_s: float
+    path_rps: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,26 @@ def observe(
     return out
 
 
-def forecast(m: ForecastMemory, horizon_s: float) -> RateForecast | None:
-    """predict() and upper() together; None before any observation."""
+def path(m: ForecastMemory, span_s: float) -> tuple[float, ...]:
+    """The seasonal forecast at every SLOT_S over the next `span_s` seconds: level x
+    profile(t + k x SLOT_S) / profile(t); empty unless the daily profile covers all of it
+    (a trend is not extrapolated over hours)."""
+    if m.at is None or m.level is None or span_s <= 0:
+        return ()
+    now_shape = _profile_at(m.profile, m.at)
+    if now_shape is None or now_shape <= 0:
+        return ()
+    out = []
+    for k in range(1, math.ceil(span_s / SLOT_S) + 1):
+        then = _profile_at(m.profile, m.at + k * SLOT_S)
+        if then is None:
+            return ()
+        out.append(max(0.0, m.level * then / now_shape))
+    return tuple(out)
+
+
+def forecast(m: ForecastMemory, horizon_s: float, span_s: float = 0.0) -> RateForecast | None:
+    """predict() and upper() together, and the path over `span_s`; None before any
+    observation."""
     p = predict(m, horizon_s)
-    return None if p is None else RateForecast(p, p * m.margin, horizon_s)
+    return None if p is None else RateForecast(p, p * m.margin, horizon_s, path(m, span_s))

@@ -1,13 +1,16 @@
 """Hysteresis: when a better variant is worth switching to, and when replicas may go down.
 
-Three guards hold a switch back, each a pure function that returns the reason it holds (or
+Four guards hold a switch back, each a pure function that returns the reason it holds (or
 None): the gain must beat the switch margin, the current variant must have dwelt its minimum
-time, and the gain over the dwell time must pay for the cut-over, during which both variants
-run. Replicas go up at once and down only after the lower target held for the stabilization
+time, the gain over the dwell time must pay for the cut-over, during which both variants
+run, and the gain must hold on average over the load the daily profile expects within the
+dwell. Replicas go up at once and down only after the lower target held for the stabilization
 window (the highest target seen in the window wins, as the HPA does).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from paretoscale.decide.types import ScaleDown, VariantEval
 from paretoscale.economics.money import usd
@@ -58,6 +61,36 @@ def payback_guard(
         return (
             f"{best.name} would gain {usd(gain_per_h * horizon_s / 3600)} over "
             f"{horizon_s / 60:.0f} min, less than the {usd(switching_cost)} the cut-over costs"
+        )
+    return None
+
+
+def path_guard(
+    current: VariantEval,
+    best: VariantEval,
+    ahead: Sequence[tuple[VariantEval, VariantEval]],
+    switch_margin: float,
+) -> str | None:
+    """Hold unless the switch still pays over the load expected while the target must run.
+
+    `ahead`: (current, best) evaluated at each rate of the forecast's path over the minimum
+    dwell (forecast.path). The target must be feasible wherever the current variant is, and
+    its mean net value over now and the path must beat the current one's by switch_margin x
+    the current hourly cost, as margin_guard asks of now alone: a switch whose gain comes
+    from rounding replicas at this hour's load and reverses with the day is not taken."""
+    if not ahead:
+        return None
+    if any(c.feasible and not b.feasible for c, b in ahead):
+        return f"{best.name} cannot meet the SLO at the load expected within its dwell"
+    pairs = [(current, best), *ahead]
+    gain = sum(b.net_value_per_hour_usd - c.net_value_per_hour_usd for c, b in pairs) / len(
+        pairs
+    )
+    needed = switch_margin * current.hourly_cost_usd
+    if gain < needed:
+        return (
+            f"{best.name} would gain {usd(gain, '/h')} on average over the load expected "
+            f"within its dwell, below the switch margin ({usd(needed, '/h')})"
         )
     return None
 

@@ -37,6 +37,7 @@ from paretoscale.decide.guards import (
     cutover_seconds,
     dwell_guard,
     margin_guard,
+    path_guard,
     payback_guard,
     stabilized_replicas,
 )
@@ -113,6 +114,26 @@ def _fallback(
             if dwelling or gain <= spec.rollout.switch_margin * cost:
                 return f
     return best
+
+
+def _along(
+    spec: ModelDeploymentSpec,
+    obs: Observation,
+    blocked: Mapping[str, str],
+    ahead: RateForecast | None,
+    current: VariantEval,
+    best: VariantEval,
+) -> list[tuple[VariantEval, VariantEval]]:
+    """(current, best) evaluated at each rate of the forecast's path (empty without one)."""
+    out = []
+    for r in ahead.path_rps if ahead is not None else ():
+        evals = evaluate(
+            spec, r, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request,
+            blocked, obs.token_mix, obs.gpus_available, obs.gpu_types,
+        )  # fmt: skip
+        by_name = {e.name: e for e in evals}
+        out.append((by_name[current.name], by_name[best.name]))
+    return out
 
 
 def _money(e: VariantEval) -> str:
@@ -279,7 +300,11 @@ def decide(
                 current.name, state.variant_since, obs.at, spec.rollout.min_dwell_seconds
             )
             or payback_guard(current, best, cutover, spec.rollout.min_dwell_seconds)
-        )
+            or path_guard(
+                current, best, _along(spec, obs, blocked, ahead, current, best),
+                spec.rollout.switch_margin,
+            )
+        )  # fmt: skip
         if held is None:
             gain = best.net_value_per_hour_usd - current.net_value_per_hour_usd
             reasons.append(

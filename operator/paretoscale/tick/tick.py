@@ -145,7 +145,7 @@ def tick(
     ahead = None
     if opts.forecast and live:
         history = observe(history, now, obs.demand_per_s, horizon, opts.tick_seconds / 2)
-        ahead = forecast(history, horizon)
+        ahead = forecast(history, horizon, spec.rollout.min_dwell_seconds)
 
     if obs.arrivals_recent_per_s is None and advance:
         recent = _recent_arrivals(obs.variants.get(active or ""), active, memory.saturation, opts)

@@ -9,9 +9,11 @@ import pytest
 
 from paretoscale.decide.forecast import (
     DAY_S,
+    SLOT_S,
     SLOTS_PER_DAY,
     ForecastMemory,
     observe,
+    path,
     predict,
     upper,
 )
@@ -81,3 +83,17 @@ def test_memory_size_is_bounded() -> None:
     m = run(lambda t: 3.0 + math.sin(t / 5000), 3 * DAY_S, 600)
     assert len(m.profile) == SLOTS_PER_DAY
     assert m.due_at is not None and m.due_at <= (m.at or 0) + 600
+
+
+def test_the_path_over_the_next_hours_follows_yesterday_and_needs_a_day() -> None:
+    def day(t: float) -> float:  # 2 req/s at night, 10 from 10:00
+        h = (t % DAY_S) / 3600
+        return 2.0 if h < 8 else 10.0 if h >= 10 else 2.0 + 4.0 * (h - 8)
+
+    assert path(run(day, 6 * 3600, 600), 4 * 3600) == ()  # no day known: no path
+    m = run(day, DAY_S + 7 * 3600, 600)  # at 07:00 of day two
+    ahead = path(m, 4 * 3600)
+    assert len(ahead) == math.ceil(4 * 3600 / SLOT_S)
+    assert ahead[0] == pytest.approx(2.0, rel=0.1)  # 07:30: still night
+    assert ahead[-1] == pytest.approx(10.0, rel=0.1)  # 11:00: the day's level
+    assert list(ahead) == sorted(ahead)
