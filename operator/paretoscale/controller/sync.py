@@ -40,13 +40,29 @@ async def sync_cache(ctx: Context, namespaces: Sequence[str]) -> None:
         try:
             for scope in scopes:
                 await _list_into(ctx, ctx.cache, scope)
-            await list_inventory(ctx, namespaces)
             break
         except Exception as e:  # the API is not there yet: nothing may act before the listing
             log.warning("listing the watched objects failed (%s); retrying in %ss", e, RETRY_S)
             await asyncio.sleep(RETRY_S)
+    await refresh_inventory(ctx, namespaces)
     ctx.cache.synced = True
     log.info("cache synced: %d ModelDeployments", len(ctx.cache.mds))
+
+
+async def refresh_inventory(ctx: Context, namespaces: Sequence[str]) -> None:
+    """list_inventory, never blocking what depends on it: the inventory is an optional
+    input, so a listing that fails (no list on nodes or pods: a chart from before the
+    inventory, RBAC trimmed by hand) leaves it as it was and the decisions plan with
+    spec.gpus[].available until a relisting works."""
+    try:
+        await list_inventory(ctx, namespaces)
+    except Exception as e:
+        log.warning(
+            "listing nodes and pods for the GPU inventory failed (%s); replicas are bounded by "
+            "spec.gpus[].available alone until the next relisting (grant list/watch on nodes "
+            "and pods, or run with --no-gpu-inventory)",
+            e,
+        )
 
 
 async def list_inventory(ctx: Context, namespaces: Sequence[str]) -> None:
@@ -108,7 +124,7 @@ async def relist(ctx: Context, namespaces: Sequence[str]) -> list[Key]:
                 objects.add(seen)
                 if cache.touched.get(seen, 0) <= since:
                     cache.put_workload(kind, body, deleted=False)
-    await list_inventory(ctx, namespaces)
+    await refresh_inventory(ctx, namespaces)
     gone_mds, gone_objects = cache.vanished(since, mds, objects)
     for key, obj in gone_objects:
         cache.forget_object(key, obj)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import copy
 
+from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.sync import relist, sync_cache
 from tests.unit.controller.test_reconcile import FakeKube, context, md_serving_fp8
 
@@ -65,3 +67,24 @@ def test_a_relisting_drops_a_vanished_deployment_but_keeps_newer_watch_events() 
     kube.list_workloads = listing_while_an_event_arrives  # type: ignore[method-assign]
     asyncio.run(relist(ctx, ["llm"]))
     assert ctx.cache.facts(KEY)["fp8"].desired == 3
+
+
+def test_a_gpu_inventory_that_cannot_be_listed_never_blocks_acting() -> None:
+    """No list on nodes (a chart from before the inventory): the cache still syncs and the
+    decisions plan with spec.gpus[].available (the inventory reports nothing, not 0)."""
+    class NoNodes(FakeKube):
+        def list_nodes(self) -> list[dict[str, object]]:
+            raise PermissionError("nodes is forbidden")
+
+        def list_placed_pods(self, namespace: str | None) -> list[dict[str, object]]:
+            return []
+
+    kube = NoNodes([md_serving_fp8(3)], {"Deployment": [copy.deepcopy(DEP)]})
+    ctx = context(kube)
+    ctx.inventory = Inventory()
+    asyncio.run(sync_cache(ctx, ["llm"]))
+    assert ctx.cache.synced and KEY in ctx.cache.mds
+    spec = ModelDeploymentSpec.model_validate(ctx.cache.mds[KEY]["spec"])
+    assert ctx.inventory.available(spec, KEY) is None
+    asyncio.run(relist(ctx, ["llm"]))  # a failing relisting of the inventory: the rest goes on
+    assert KEY in ctx.cache.mds
