@@ -162,7 +162,7 @@ def tick(
         learn(
             spec,
             memory.learned,
-            _evidence(spec, obs, opts, active, saturation),
+            _evidence(spec, obs, opts, active, saturation, current.pods_loading),
             now,
             mix=obs.token_mix,
             gpus=obs.gpu_types,
@@ -241,14 +241,20 @@ def _evidence(
     opts: TickOptions,
     active: str | None,
     saturation: Saturation | None,
+    loading: bool = False,
 ) -> dict[str, Evidence]:
-    """The readings the learned profiles may take samples from (see the module docstring)."""
+    """The readings the learned profiles may take samples from (see the module docstring).
+    A saturated reading of the active variant while its new replicas load is not one: the
+    backlog those replicas are started for is counted against the Ready ones, and the
+    completions per replica it shows may bound the capacity far below what a replica does."""
     out: dict[str, Evidence] = {}
     for name, s in obs.variants.items():
         rate, lat = s.requests_per_replica_s, s.latency
         if rate is None:
             continue
         if saturation is not None and saturation.saturated and name == active:
+            if loading:
+                continue
             if lat is not None and above_slo(lat, spec.slo.seconds, spec.slo.percentile / 100):
                 out[name] = Evidence(rate, lat, saturated=True)
             continue
