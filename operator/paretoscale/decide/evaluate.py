@@ -165,6 +165,29 @@ def variant_capacity(
     return _corrected(cap, "estimate", correction)
 
 
+def unproven_factors(
+    spec: ModelDeploymentSpec,
+    corrections: Mapping[str, float],
+    tokens_per_request: float | None,
+    mix: TokenMix | None,
+    gpus: GpuTypes = BUILTIN,
+    but: str | None = None,
+) -> dict[str, float]:
+    """`corrections`, plus for every variant (but `but`) planned on the performance model
+    with nothing learned live: its capacity lowered by the prior's uncertainty (x 1 - u).
+    A choice compares variants with these, so a variant no reading has confirmed must win
+    by more than the model's error before anything moves to it."""
+    out = dict(corrections)
+    target = load_mix(tokens_per_request, mix)
+    for v in spec.variants:
+        if v.profile or v.name == but or v.name in corrections:
+            continue
+        prior = model_prior(v, spec.slo.latency, spec.slo.percentile, target, gpus)
+        if prior is not None:
+            out[v.name] = max(0.0, 1.0 - prior.uncertainty)
+    return out
+
+
 def _corrected(
     cap: float, basis: CapacityBasis, correction: float | None
 ) -> tuple[float, CapacityBasis]:

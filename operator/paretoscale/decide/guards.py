@@ -83,9 +83,7 @@ def path_guard(
     if any(c.feasible and not b.feasible for c, b in ahead):
         return f"{best.name} cannot meet the SLO at the load expected within its dwell"
     pairs = [(current, best), *ahead]
-    gain = sum(b.net_value_per_hour_usd - c.net_value_per_hour_usd for c, b in pairs) / len(
-        pairs
-    )
+    gain = sum(b.net_value_per_hour_usd - c.net_value_per_hour_usd for c, b in pairs) / len(pairs)
     needed = switch_margin * current.hourly_cost_usd
     if gain < needed:
         return (

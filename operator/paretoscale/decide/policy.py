@@ -6,8 +6,15 @@ at the observed token mix (evaluate.py). The best variant is the feasible one
 (meets the SLO at the needed replicas within its bounds and the GPU inventory: spec.gpus,
 lowered to what the cluster shows, Observation.gpus_available) with the
 highest net value per hour; ties go to higher quality, then lower cost, then name, so the
-choice is always on the frontier. What runs moves to it only past the guards (guards.py);
-missing metrics never move anything.
+choice is on the frontier. Variants are compared for the fleet that will run: at the
+provisioning rate (the rate raised to the forecast, `provisioning_rate`), and with the
+capacity of a variant planned on the performance model that no live reading has confirmed
+lowered by the prior's uncertainty (evaluate.unproven_factors), so an unconfirmed estimate
+must win by more than its error. A first rollout goes to the variant with the highest mean
+net value over now and the load expected while it must run (`expected_rates`: the forecast's
+path, or UNKNOWN_DAY_BAND around now), so a near-tie at this minute's load goes to the
+variant with headroom. What runs moves to the best only past the guards (guards.py), the
+path guard reading the same expected rates; missing metrics never move anything.
 
 Two floors sit on the replicas the model asks for, both bounded by the variant's maxReplicas
 and the GPU inventory: the forecast (`ahead`: the rate expected once a new replica would be
@@ -31,7 +38,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.evaluate import calibration_warning, evaluate, inventory_now
+from paretoscale.decide.evaluate import (
+    calibration_warning,
+    evaluate,
+    inventory_now,
+    unproven_factors,
+)
 from paretoscale.decide.forecast import RateForecast
 from paretoscale.decide.guards import (
     cutover_seconds,
@@ -116,24 +128,100 @@ def _fallback(
     return best
 
 
+# Before a day of load is known (no forecast path), a choice must pay over a load a quarter
+# either side of the present one, not at this minute's rate alone.
+UNKNOWN_DAY_BAND = (0.8, 1.25)
+
+
+def expected_rates(rate: float, ahead: RateForecast | None) -> tuple[float, ...]:
+    """The rates a choice must pay over besides now [req/s]: the forecast's path over the
+    minimum dwell (forecast.path), or UNKNOWN_DAY_BAND around `rate` before it has one."""
+    if ahead is not None and ahead.path_rps:
+        return ahead.path_rps
+    return tuple(rate * f for f in UNKNOWN_DAY_BAND)
+
+
 def _along(
     spec: ModelDeploymentSpec,
     obs: Observation,
     blocked: Mapping[str, str],
-    ahead: RateForecast | None,
-    current: VariantEval,
-    best: VariantEval,
-) -> list[tuple[VariantEval, VariantEval]]:
-    """(current, best) evaluated at each rate of the forecast's path (empty without one)."""
+    rates: tuple[float, ...],
+    active: str | None,
+) -> list[dict[str, VariantEval]]:
+    """Every variant evaluated at each of `rates` with `_choice_factors`, by name."""
     out = []
-    for r in ahead.path_rps if ahead is not None else ():
+    factors = _choice_factors(spec, obs, active)
+    for r in rates:
         evals = evaluate(
-            spec, r, obs.usd_per_gpu_hour, obs.capacity_factors, obs.tokens_per_request,
+            spec, r, obs.usd_per_gpu_hour, factors, obs.tokens_per_request,
             blocked, obs.token_mix, obs.gpus_available, obs.gpu_types,
         )  # fmt: skip
-        by_name = {e.name: e for e in evals}
-        out.append((by_name[current.name], by_name[best.name]))
+        out.append({e.name: e for e in evals})
     return out
+
+
+def best_over(
+    ranked: tuple[VariantEval, ...], along: list[dict[str, VariantEval]]
+) -> VariantEval | None:
+    """The variant to start on: among those feasible now, the one feasible at most of the
+    expected rates, then with the highest mean net value over now and them (then as
+    best_variant): near-ties at this minute's rate go to the variant with headroom."""
+    feasible = [e for e in ranked if e.feasible]
+    if not feasible:
+        return None
+
+    def key(e: VariantEval) -> tuple[int, float, float, float, str]:
+        at = [by[e.name] for by in along]
+        mean = (e.net_value_per_hour_usd + sum(x.net_value_per_hour_usd for x in at)) / (
+            1 + len(at)
+        )
+        return (-sum(x.feasible for x in at), -mean, -e.quality, e.hourly_cost_usd, e.name)
+
+    return min(feasible, key=key)
+
+
+def provisioning_rate(spec: ModelDeploymentSpec, rate: float, ahead: RateForecast | None) -> float:
+    """The rate the replicas are sized for [req/s]: the current one, raised to the forecast
+    the way `_floored` raises replicas (the point forecast at the target utilization, the
+    forecast with its margin at full capacity, i.e. upper x utilization at it)."""
+    if ahead is None:
+        return rate
+    return max(rate, ahead.point_rps, ahead.upper_rps * spec.traffic.target_utilization)
+
+
+def _ranked(
+    spec: ModelDeploymentSpec,
+    obs: Observation,
+    blocked: Mapping[str, str],
+    rate: float,
+    ahead: RateForecast | None,
+    evals: tuple[VariantEval, ...],
+    active: str | None,
+) -> tuple[VariantEval, ...]:
+    """The evaluations variants are ranked and compared by: at the provisioning rate, so the
+    choice is made for the replicas that will run (a variant that fits this minute's load
+    at 2 replicas and the forecast's at 3 is priced at 3), with `_choice_factors`; `evals`
+    (at `rate`) when that changes nothing or no variant is feasible with it."""
+    at = provisioning_rate(spec, rate, ahead)
+    factors = _choice_factors(spec, obs, active)
+    if at <= rate and factors == obs.capacity_factors:
+        return evals
+    ranked = evaluate(
+        spec, at, obs.usd_per_gpu_hour, factors, obs.tokens_per_request,
+        blocked, obs.token_mix, obs.gpus_available, obs.gpu_types,
+    )  # fmt: skip
+    return ranked if best_variant(ranked) is not None else evals
+
+
+def _choice_factors(
+    spec: ModelDeploymentSpec, obs: Observation, active: str | None
+) -> Mapping[str, float]:
+    """The capacity factors a choice is made with: the live ones, and the performance
+    model's uncertainty off every other variant nothing has confirmed
+    (evaluate.unproven_factors)."""
+    return unproven_factors(
+        spec, obs.capacity_factors, obs.tokens_per_request, obs.token_mix, obs.gpu_types, active
+    )
 
 
 def _money(e: VariantEval) -> str:
@@ -226,7 +314,10 @@ def decide(
     )
     warning = calibration_warning(spec)
     by_name = {e.name: e for e in evals}
-    best = best_variant(evals)
+    ranked = _ranked(spec, obs, blocked, rate, ahead, evals, state.active)
+    by_rank = {e.name: e for e in ranked}
+    best_ranked = best_variant(ranked)
+    best = by_name[best_ranked.name] if best_ranked is not None else None
     current = by_name.get(state.active) if state.active else None
     reasons: list[str] = []
 
@@ -282,7 +373,13 @@ def decide(
         else:
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
-        reasons.append(f"{_money(best)}: highest net value of the feasible variants")
+        along = _along(spec, obs, blocked, expected_rates(rate, ahead), state.active)
+        start = best_over(ranked, along) or best
+        best = by_name[start.name]
+        reasons.append(
+            f"{_money(best)}: highest net value of the feasible variants over the load "
+            f"expected while it must run"
+        )
         return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
 
     if best.name != current.name:
@@ -294,22 +391,27 @@ def decide(
             spec.rollout.verify_seconds,
             spec.rollout.drain_grace_seconds,
         )
+        now_c, now_b = by_rank[current.name], by_rank[best.name]
         held = (
-            margin_guard(current, best, spec.rollout.switch_margin)
+            margin_guard(now_c, now_b, spec.rollout.switch_margin)
             or dwell_guard(
                 current.name, state.variant_since, obs.at, spec.rollout.min_dwell_seconds
             )
-            or payback_guard(current, best, cutover, spec.rollout.min_dwell_seconds)
+            or payback_guard(now_c, now_b, cutover, spec.rollout.min_dwell_seconds)
             or path_guard(
-                current, best, _along(spec, obs, blocked, ahead, current, best),
+                now_c, now_b,
+                [
+                    (by[current.name], by[best.name])
+                    for by in _along(spec, obs, blocked, expected_rates(rate, ahead), state.active)
+                ],
                 spec.rollout.switch_margin,
             )
         )  # fmt: skip
         if held is None:
-            gain = best.net_value_per_hour_usd - current.net_value_per_hour_usd
+            gain = now_b.net_value_per_hour_usd - now_c.net_value_per_hour_usd
             reasons.append(
                 f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
-                f"({_money(current)}; {_money(best)})"
+                f"({_money(now_c)}; {_money(now_b)})"
             )
             return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
         reasons.append(f"staying on {current.name}: {held}")
