@@ -165,6 +165,26 @@ def variant_capacity(
     return _corrected(cap, "estimate", correction)
 
 
+def keeps_up_ratio(
+    spec: ModelDeploymentSpec,
+    variant: VariantSpec,
+    tokens_per_request: float | None,
+    mix: TokenMix | None,
+    gpus: GpuTypes = BUILTIN,
+) -> float | None:
+    """How far past its capacity at the SLO one replica of `variant` still keeps up with
+    its arrivals (its queue stays bounded), as a multiple of that capacity: the performance
+    model's throughput limit over its capacity at the SLO, at the load's mix (>= 1). None
+    where the model cannot apply or meets the SLO at no load."""
+    target = load_mix(tokens_per_request, mix)
+    prior = model_prior(variant, spec.slo.latency, spec.slo.percentile, target, gpus)
+    if prior is None:
+        return None
+    rates, lats = prior_curve(variant, prior, spec.slo.latency, target)
+    cap = capacity_at_slo_rps(rates, lats, spec.slo.seconds)
+    return max(1.0, max(rates) / cap) if cap > 0 else None
+
+
 def unproven_factors(
     spec: ModelDeploymentSpec,
     corrections: Mapping[str, float],

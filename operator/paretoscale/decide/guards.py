@@ -3,8 +3,7 @@
 Four guards hold a switch back, each a pure function that returns the reason it holds (or
 None): the gain must beat the switch margin, the current variant must have dwelt its minimum
 time, the gain over the dwell time must pay for the cut-over, during which both variants
-run, and the gain must hold on average over the load the daily profile expects within the
-dwell. Replicas go up at once and down only after the lower target held for the stabilization
+run, and the gain must hold on average over the load expected within the dwell. Replicas go up at once and down only after the lower target held for the stabilization
 window (the highest target seen in the window wins, as the HPA does).
 """
 
@@ -73,8 +72,8 @@ def path_guard(
 ) -> str | None:
     """Hold unless the switch still pays over the load expected while the target must run.
 
-    `ahead`: (current, best) evaluated at each rate of the forecast's path over the minimum
-    dwell (forecast.path). The target must be feasible wherever the current variant is, and
+    `ahead`: (current, best) evaluated at each rate expected over the minimum dwell
+    (policy.expected_rates: the forecast's path, or a band around now before it has one). The target must be feasible wherever the current variant is, and
     its mean net value over now and the path must beat the current one's by switch_margin x
     the current hourly cost, as margin_guard asks of now alone: a switch whose gain comes
     from rounding replicas at this hour's load and reverses with the day is not taken."""

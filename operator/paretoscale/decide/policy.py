@@ -25,7 +25,8 @@ agree it is calm is not scaled down. While the serving variant's pods load, repl
 go down and the saturation ask waits for them, but the demand the model sees (arrivals) is
 asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
 value at the capacity it really delivers runs: the value of the requests it serves within the
-SLO at the replicas it can have, minus their cost (the active one unless another is better by
+SLO at the replicas it can have (none where they fall behind the arrivals: past the
+throughput the performance model gives, the queue grows), minus their cost (the active one unless another is better by
 switchMargin of its cost); a variant that serves nothing within the SLO runs at its fewest
 replicas, never its maximum. A calibration from abTests outside (0, 1] is clamped, and the
 last reason says so.
@@ -42,6 +43,7 @@ from paretoscale.decide.evaluate import (
     calibration_warning,
     evaluate,
     inventory_now,
+    keeps_up_ratio,
     unproven_factors,
 )
 from paretoscale.decide.forecast import RateForecast
@@ -82,12 +84,19 @@ class Fallback:
 
 
 def delivered(
-    spec: ModelDeploymentSpec, e: VariantEval, rate: float, gpus_now: Mapping[str, int] | None
+    spec: ModelDeploymentSpec,
+    e: VariantEval,
+    rate: float,
+    gpus_now: Mapping[str, int] | None,
+    keeps_up: float | None = None,
 ) -> Fallback:
     """The best e can do at `rate` with the capacity it really delivers (its capacity at the
     SLO per replica, `e.capacity_rps`, at full utilization): value of the requests served
     within the SLO minus the cost of the replicas, at the better of its fewest replicas (at
-    least 1) and the replicas the load needs within its bounds and the GPU inventory."""
+    least 1) and the replicas the load needs within its bounds and the GPU inventory.
+    `keeps_up` (evaluate.keeps_up_ratio): past `keeps_up` x its capacity at the SLO a
+    replica falls behind its arrivals, its queue grows and nothing it serves meets the SLO;
+    None: not known, the capacity at the SLO is served whatever the load."""
     lo, hi = replica_bounds(spec, e.name, gpus_now)
     lo = max(lo, 1)
     hi = max(hi, lo)
@@ -96,7 +105,8 @@ def delivered(
     needed = lo if e.capacity_rps <= 0 else min(hi, max(lo, math.ceil(rate / e.capacity_rps)))
     options = []
     for n in sorted({lo, needed}):
-        served = min(rate, e.capacity_rps * n)
+        behind = keeps_up is not None and rate > n * e.capacity_rps * keeps_up
+        served = 0.0 if behind else min(rate, e.capacity_rps * n)
         options.append(Fallback(e, n, served, per_rps_usd * served - per_replica_usd * n))
     return max(options, key=lambda f: (f.net_usd_per_hour, f.served_rps))
 
@@ -109,6 +119,7 @@ def _fallback(
     rate: float,
     gpus_now: Mapping[str, int] | None,
     dwelling: bool = False,
+    obs: Observation | None = None,
 ) -> Fallback:
     """When nothing meets the SLO: the variant with the highest net value at the capacity
     it delivers (`delivered`), never the maximum replicas of a variant that serves nothing
@@ -116,7 +127,18 @@ def _fallback(
     minDwellSeconds) or unless another's net value is higher by more than switchMargin of
     the active one's hourly cost; one just rolled back is not chosen (any, if all were)."""
     candidates = [e for e in evals if e.name not in blocked] or list(evals)
-    options = [delivered(spec, e, rate, gpus_now) for e in candidates]
+    variants = {v.name: v for v in spec.variants}
+    options = [
+        delivered(
+            spec, e, rate, gpus_now,
+            keeps_up_ratio(
+                spec, variants[e.name], obs.tokens_per_request, obs.token_mix, obs.gpu_types
+            )
+            if obs is not None
+            else None,
+        )
+        for e in candidates
+    ]  # fmt: skip
     best = max(options, key=lambda f: (f.net_usd_per_hour, f.served_rps, f.variant.quality))
     for f in options:
         e = f.variant
@@ -356,7 +378,7 @@ def decide(
             )
             is not None
         )
-        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available, dwelling)
+        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available, dwelling, obs)
         chosen, n = f.variant, f.replicas
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "

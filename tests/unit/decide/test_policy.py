@@ -8,6 +8,7 @@ import pytest
 
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.decide.evaluate import keeps_up_ratio
 from paretoscale.decide.guards import stabilized_replicas
 from paretoscale.decide.policy import decide, delivered
 from paretoscale.decide.saturation import Saturation, SaturationMemory
@@ -195,12 +196,38 @@ def test_nothing_feasible_runs_the_best_net_value_within_the_inventory(
     assert not d.slo_met and d.reasons[0].startswith("no variant meets the SLO")
     e = d.evaluation(d.variant)
     assert d.replicas <= gpus[e.gpu_type]
-    options = {x.name: delivered(spec, x, 500.0, gpus) for x in d.evaluations}
+    variants = {v.name: v for v in spec.variants}
+    options = {
+        x.name: delivered(spec, x, 500.0, gpus, keeps_up_ratio(spec, variants[x.name], None, None))
+        for x in d.evaluations
+    }
     chosen = options[d.variant]
     assert chosen.replicas == d.replicas
     best = max(f.net_usd_per_hour for f in options.values())
     margin = spec.rollout.switch_margin * e.hourly_cost_usd * d.replicas / e.replicas
     assert chosen.net_usd_per_hour >= best - margin
+
+
+def test_a_fleet_that_falls_behind_its_arrivals_serves_nothing_within_the_slo(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """H100s drop to one GPU at 35 req/s (bench/scenarios/gpu-shortage.yaml): fp8 x1 has the
+    most capacity at the SLO (20.7 req/s vs 8 L40S x 2.4), but 35 req/s is past its
+    throughput (the performance model: 1.18x its capacity at the SLO), so its queue grows
+    and it serves nothing within the SLO; 8 L40S replicas keep up (3.4x) and serve their
+    capacity at the SLO. The fallback runs the L40S variant."""
+    gpus = {"H100": 1, "L40S": 8}
+    factors = {"fp8": 1.3, "w4a16-l40s": 0.46}
+    state = CurrentState(active="w4a16-l40s", replicas=8, variant_since=0.0)
+    o = obs(35.0, gpus_available=gpus, capacity_factors=factors)
+    d = decide(spec, o, state)
+    assert not d.slo_met and (d.variant, d.replicas) == ("w4a16-l40s", 8)
+    fp8, l40s = d.evaluation("fp8"), d.evaluation("w4a16-l40s")
+    blind = delivered(spec, fp8, 35.0, gpus), delivered(spec, l40s, 35.0, gpus)
+    assert blind[0].net_usd_per_hour > blind[1].net_usd_per_hour  # by capacity at the SLO
+    ratio = keeps_up_ratio(spec, spec.variants[1], None, None)
+    assert ratio is not None and 1.0 < ratio < 35.0 / fp8.capacity_rps
+    assert delivered(spec, fp8, 35.0, gpus, ratio).served_rps == 0.0
 
 
 def test_an_unreachable_slo_never_runs_the_priciest_variant_at_max_replicas(
