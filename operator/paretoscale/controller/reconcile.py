@@ -316,7 +316,7 @@ def _report(
     after = (new.decision.variant, new.decision.replicas) if new.decision else None
     if mode == "Recommend" and before != after:
         why = "; ".join(decision.reasons)
-        emit("Normal", "Recommendation", f"recommend {decision.best}: {why}"[:1024])
+        emit("Normal", "Recommendation", f"recommend {decision.variant}: {why}"[:1024])
     ctx.metrics.decisions.labels(**labels, action=decision.action).inc()
     serving = next((e for e in decision.evaluations if e.name == new.active_variant), None)
     if serving is not None:

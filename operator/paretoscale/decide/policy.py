@@ -396,13 +396,12 @@ def decide(
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
         along = _along(spec, obs, blocked, expected_rates(rate, ahead), state.active)
-        start = best_over(ranked, along) or best
-        best = by_name[start.name]
+        start = by_name[(best_over(ranked, along) or best).name]
         reasons.append(
-            f"{_money(best)}: highest net value of the feasible variants over the load "
+            f"{_money(start)}: highest net value of the feasible variants over the load "
             f"expected while it must run"
         )
-        return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
+        return done(start, _floored(spec, start, ahead, reasons, obs.gpus_available), "switch")
 
     if best.name != current.name:
         if not current.feasible:

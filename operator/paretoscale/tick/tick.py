@@ -289,8 +289,9 @@ def _next_memory(
         forecast=forecast,
     )
     if opts.mode == "Recommend":
-        best = decision.evaluation(decision.best)
-        return replace(out, recommended=(decision.best, best.replicas))
+        # the recommendation past the guards, as status.decision records it (the operator
+        # restores it from there: controller/memory.py)
+        return replace(out, recommended=(decision.variant, decision.replicas))
     assert result is not None
     new_active = result.state.active
     out = replace(

@@ -33,8 +33,7 @@ def test_recommend_mode_applies_nothing_and_remembers_the_recommendation(
     opts = TickOptions(mode="Recommend")
     out = tick(spec70, TickMemory(), Observation(at=0.0, requests_per_s=2.0), {}, 0.0, opts)
     assert out.step is None and out.verdict is None
-    best = out.decision.evaluation(out.decision.best)
-    assert out.memory.recommended == (best.name, best.replicas)
+    assert out.memory.recommended == (out.decision.variant, out.decision.replicas)
     assert out.memory.rollout == RolloutState()  # nothing rolls in Recommend mode
 
 
