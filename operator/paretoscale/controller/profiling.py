@@ -39,7 +39,7 @@ from paretoscale.api.status import (
 )
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.controller.status import rfc3339
-from paretoscale.decide.evaluate import variant_capacity
+from paretoscale.decide.evaluate import spec_capacity
 from paretoscale.decide.profiling import (
     Collect,
     Fail,
@@ -73,11 +73,9 @@ def job_seen(job: Any, variant: str) -> JobSeen:
 
 
 def estimates(spec: ModelDeploymentSpec, mix: TokenMix | None, gpus: GpuTypes) -> dict[str, float]:
-    """Each variant's estimated capacity per replica at the SLO (the default ladder's base)."""
-    return {
-        v.name: variant_capacity(v, spec.slo.seconds, None, None, spec.slo.latency, mix, gpus)[0]
-        for v in spec.variants
-    }
+    """Each variant's estimated capacity per replica at the SLO, its percentile included (the
+    default ladder's base)."""
+    return {v.name: spec_capacity(spec, v, mix, gpus)[0] for v in spec.variants}
 
 
 class Profiler:
