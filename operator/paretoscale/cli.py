@@ -72,6 +72,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from paretoscale.api.admission import gpu_type_problems
     from paretoscale.api.manifest import parse_manifests
     from paretoscale.config import read_gpu_types
+    from paretoscale.decide.evaluate import estimate_problems
     from paretoscale.decide.policy import decide
     from paretoscale.decide.types import CurrentState, Observation
     from paretoscale.plan import plan_json, plan_table, plot_frontier
@@ -88,7 +89,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     gpu_types = read_gpu_types(args.gpu_types_file, args.gpu_types_preset)
     outputs = []
     for md in parse_manifests(text, args.file):
-        if problems := gpu_type_problems(md.spec, gpu_types):
+        if problems := gpu_type_problems(md.spec, gpu_types) or estimate_problems(
+            md.spec, gpu_types
+        ):
             raise SpecError(f"{args.file} ({md.metadata.name})", problems)
         known = {g.type for g in md.spec.gpus}
         unknown = sorted(set(prices) - known)
@@ -376,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crds", help="print the ModelDeployment CRD generated from the API types")
     p.set_defaults(func=cmd_crds)
 
-    p = sub.add_parser("docs", help="print the API reference (docs/api.md) generated from the types")
+    p = sub.add_parser(
+        "docs", help="print the API reference (docs/api.md) generated from the types"
+    )
     p.set_defaults(func=cmd_docs)
 
     sub.add_parser(

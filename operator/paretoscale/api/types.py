@@ -339,10 +339,6 @@ class VariantSpec(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 _cel(
-                    "has(self.profile) || has(self.parameters)",
-                    "a variant needs a profile (measured) or parameters (FLOP-proxy estimate)",
-                ),
-                _cel(
                     "!has(self.minReplicas) || !has(self.maxReplicas) || "
                     "self.minReplicas <= self.maxReplicas",
                     "variant minReplicas must be <= maxReplicas",
@@ -364,7 +360,9 @@ class VariantSpec(_Model):
         None,
         min_length=1,
         max_length=32,
-        description="Per replica: request rate -> latency at the SLO percentile, rates ascending.",
+        description="Per replica: request rate -> latency at the SLO percentile, rates "
+        "ascending. Without one, the performance model's prior for the variant's vLLM "
+        "arguments and GPU type (model families it knows, or any model with `parameters`).",
     )
     profile_tokens: TokenMixSpec | None = Field(
         None,
@@ -377,7 +375,8 @@ class VariantSpec(_Model):
         None,
         ge=1,
         le=10**14,
-        description="Parameter count; without a profile, capacity is a FLOP estimate.",
+        description="Parameter count: lets the performance model size a model family it "
+        "does not know (else, a FLOP estimate); not needed with a profile or a known family.",
     )
     min_replicas: OptionalWhole = Field(
         None, ge=0, le=1000, description="Overrides traffic bounds."
@@ -405,12 +404,7 @@ class VariantSpec(_Model):
         return profile
 
     @model_validator(mode="after")
-    def _estimable(self) -> VariantSpec:
-        if self.profile is None and self.parameters is None:
-            raise ValueError(
-                f"variant {self.name!r} needs a profile (measured with `vllm bench serve`, "
-                "see `paretoscale profile`) or parameters (for a FLOP-proxy estimate)"
-            )
+    def _bounds(self) -> VariantSpec:
         if (
             self.min_replicas is not None
             and self.max_replicas is not None

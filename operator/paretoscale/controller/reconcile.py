@@ -66,6 +66,7 @@ from paretoscale.controller.writes import (
     report_error,
     write_status,
 )
+from paretoscale.decide.evaluate import estimate_problems
 from paretoscale.decide.profiling import with_profiles
 from paretoscale.decide.types import Decision
 from paretoscale.errors import SpecError
@@ -149,8 +150,8 @@ async def reconcile(
 
 
 def _spec_of(ctx: Context, mem: ObjectMemory, body: Mapping[str, Any]) -> ModelDeploymentSpec:
-    """The spec, parsed and checked (names, GPU types) once per generation; SpecError when
-    it cannot be used."""
+    """The spec, parsed and checked (names, GPU types, an estimate for every variant without
+    a profile) once per generation; SpecError when it cannot be used."""
     meta = body["metadata"]
     gen, source = meta.get("generation"), f"{meta['namespace']}/{meta['name']}"
     if gen is not None and mem.spec is not None and mem.spec[0] == gen:
@@ -160,6 +161,7 @@ def _spec_of(ctx: Context, mem: ObjectMemory, body: Mapping[str, Any]) -> ModelD
         *name_problems(meta["name"], [v.name for v in spec.variants]),
         *gpu_type_problems(spec, ctx.gpu_types),
     ]
+    problems = problems or estimate_problems(spec, ctx.gpu_types)
     if problems:
         raise SpecError(source, problems)
     if gen is not None:

@@ -39,7 +39,7 @@ from paretoscale.economics.work import (
     curve_at_mix,
     decode_kind,
 )
-from paretoscale.sim.prior import Prior, variant_prior
+from paretoscale.sim.prior import Prior, prior_problem, variant_prior
 
 
 def spec_calibration(spec: ModelDeploymentSpec) -> float:
@@ -152,7 +152,7 @@ def variant_capacity(
     if prior is not None:
         rates, lats = prior_curve(variant, prior, metric, target)
         return _corrected(capacity_at_slo_rps(rates, lats, slo_s), "model", correction)
-    assert variant.parameters is not None  # the spec validator guarantees one of the two
+    assert variant.parameters is not None  # estimate_problems() refused the spec otherwise
     gpu = gpus.get(variant.gpu.type)
     if flop_proxy_floor_s(variant, tokens_per_request, metric, mix, gpus) > slo_s:
         return 0.0, "estimate"  # no load meets the SLO: refused, whatever a correction says
@@ -205,6 +205,26 @@ def unproven_factors(
         prior = model_prior(v, spec.slo.latency, spec.slo.percentile, target, gpus)
         if prior is not None:
             out[v.name] = max(0.0, 1.0 - prior.uncertainty)
+    return out
+
+
+def estimate_problems(spec: ModelDeploymentSpec, gpus: GpuTypes = BUILTIN) -> list[str]:
+    """What keeps a variant without a profile or `parameters` from any capacity: the
+    performance model cannot apply to it (a model family it does not know, a GPU type
+    without figures, arguments it cannot run), in the form SpecError lists. The API server
+    cannot see the model's tables, so the operator and every command check this."""
+    out = []
+    for i, v in enumerate(spec.variants):
+        if v.profile or v.parameters is not None:
+            continue
+        if model_prior(v, spec.slo.latency, spec.slo.percentile, load_mix(None, None), gpus):
+            continue
+        why = gpus.problem(v.gpu.type) or prior_problem(v, gpus.get(v.gpu.type))
+        out.append(
+            f"spec.variants[{i}]: variant {v.name!r} needs a profile (measured with `vllm bench "
+            f"serve`, see `paretoscale profile`) or parameters (its parameter count): the "
+            f"performance model cannot estimate it ({why or 'no capacity at any load'})"
+        )
     return out
 
 

@@ -6,6 +6,7 @@ compressed timings, and the load generator's plan.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -97,6 +98,16 @@ def price_plan(aws_file: Path, spec: ModelDeploymentSpec, change: bool) -> Price
     return PricePlan(base, "H100", before if change else after, after)
 
 
+def without_profiles(example: dict[str, Any]) -> dict[str, Any]:
+    """The example with no variant's profile, profileTokens or parameters: what a team that
+    has measured nothing applies (the operator plans on the performance model's priors)."""
+    out = copy.deepcopy(example)
+    for v in out["spec"]["variants"]:
+        for key in ("profile", "profileTokens", "parameters"):
+            v.pop(key, None)
+    return out
+
+
 def prepare(args: argparse.Namespace) -> Inputs:
     from paretoscale.sim import traces
 
@@ -114,7 +125,8 @@ def prepare(args: argparse.Namespace) -> Inputs:
         raise DemoError(str(e)) from None
     example = yaml.safe_load((repo / EXAMPLE).read_text())
     timings = timings_for(day.day_wall_s)
-    manifest = demo_manifest(example, NAMESPACE, timings, day.rates_rps[0], SIM_STARTUP_DELAY_S)
+    applied = without_profiles(example) if args.profiles == "model" else example
+    manifest = demo_manifest(applied, NAMESPACE, timings, day.rates_rps[0], SIM_STARTUP_DELAY_S)
     spec = parse_manifests(yaml.safe_dump(manifest), "the demo's ModelDeployment")[0].spec
     return Inputs(
         repo=repo, out=out, logs=out / "demo-logs",

@@ -64,6 +64,7 @@ examples:
   hack/demo                              # 5 minutes, peak 25 req/s
   hack/demo --minutes 2 --peak-rps 15    # shorter and lighter
   hack/demo --keep                       # leave the cluster up afterwards
+  hack/demo --profiles model             # nothing measured: every variant on model priors
   hack/demo --no-price-change --day 10   # another day, H100 at $6.88 all day
 
 needs: Linux, python3 >= 3.11, kubectl, Go (the first run builds the control plane from Go
@@ -335,6 +336,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "afternoon)")  # fmt: skip
     p.add_argument("--no-price-change", action="store_true",
                    help="H100 at $6.88/GPU-h all day (default: $12.29 until noon, then $6.88)")  # fmt: skip
+    p.add_argument("--profiles", choices=("declared", "model"), default="declared",
+                   help="declared: the example's measured profiles (default); model: the "
+                   "example without profiles or parameters, every variant planned on the "
+                   "performance model's prior for its vLLM arguments and GPU type")  # fmt: skip
     p.add_argument("--keep", action="store_true",
                    help="leave the cluster up at the end and print how to reach it")  # fmt: skip
     p.add_argument("--out", metavar="DIR",

@@ -21,6 +21,7 @@ from paretoscale.api.admission import gpu_type_problems
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeployment, ModelDeploymentSpec
 from paretoscale.cliargs import MAX_RATE_RPS, number, seed, unwritable
+from paretoscale.decide.evaluate import estimate_problems
 from paretoscale.errors import SpecError
 from paretoscale.replay.calibrate import compare, gaps_text, with_profiles, without_profiles
 from paretoscale.replay.inputs import (
@@ -337,7 +338,7 @@ def replayable(text: str, source: str) -> list[ModelDeployment]:
     figures for (the built-in table, api/gpus.py) or cannot run."""
     mds = parse_manifests(text, source)
     for md in mds:
-        problems = gpu_type_problems(md.spec, BUILTIN)
+        problems = gpu_type_problems(md.spec, BUILTIN) or estimate_problems(md.spec, BUILTIN)
         if problems:
             raise SpecError(
                 f"{source} ({md.metadata.name}, replayed on the built-in GPU types)", problems

@@ -59,7 +59,6 @@ def problems(text: str) -> list[str]:
             "spec.variants[0].profile",
             "ascend strictly",
         ),
-        (lambda s: s["variants"][0].pop("profile"), "spec.variants[0]", "needs a profile"),
         (lambda s: s["variants"][0].update(qualty=0.8), "spec.variants[0].qualty", "Extra inputs"),
     ],
     ids=[
@@ -70,7 +69,6 @@ def problems(text: str) -> list[str]:
         "bad-price",
         "bad-slo",
         "profile-order",
-        "no-profile",
         "typo",
     ],
 )

@@ -72,6 +72,7 @@ def test_a_relisting_drops_a_vanished_deployment_but_keeps_newer_watch_events() 
 def test_a_gpu_inventory_that_cannot_be_listed_never_blocks_acting() -> None:
     """No list on nodes (a chart from before the inventory): the cache still syncs and the
     decisions plan with spec.gpus[].available (the inventory reports nothing, not 0)."""
+
     class NoNodes(FakeKube):
         def list_nodes(self) -> list[dict[str, object]]:
             raise PermissionError("nodes is forbidden")

@@ -6,11 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from paretoscale.api.accelerators import BUILTIN
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
-from paretoscale.decide.evaluate import evaluate, model_prior, variant_capacity
+from paretoscale.decide.evaluate import (
+    estimate_problems,
+    evaluate,
+    model_prior,
+    variant_capacity,
+)
 from paretoscale.decide.policy import decide
 from paretoscale.decide.types import CurrentState, Observation
 from paretoscale.economics.capacity import capacity_at_slo_rps
@@ -72,3 +78,32 @@ def test_the_flop_proxy_remains_where_the_model_cannot_apply() -> None:
     )
     cap, basis = variant_capacity(broken, 8.0, None, None, "e2e", None, BUILTIN, 95)
     assert basis == "estimate" and cap > 0
+
+
+def _without_profiles(text: str) -> str:
+    doc = yaml.safe_load(text)
+    for v in doc["spec"]["variants"]:
+        v.pop("profile", None)
+        v.pop("parameters", None)
+    return yaml.safe_dump(doc)
+
+
+def test_a_known_model_family_needs_no_profile_nor_parameters() -> None:
+    """The assistant example without profiles and parameters parses, passes the operator's
+    checks, and plans on the prior (what `paretoscale demo --profiles model` applies)."""
+    (md,) = parse_manifests(_without_profiles(EXAMPLE.read_text()), "md.yaml")
+    assert estimate_problems(md.spec) == []
+    d = decide(md.spec, Observation(at=0.0, requests_per_s=12.0), CurrentState())
+    assert {e.capacity_basis for e in d.evaluations} == {"model"} and d.slo_met
+
+
+def test_an_unknown_model_without_a_profile_is_refused_with_the_fix() -> None:
+    doc = yaml.safe_load(_without_profiles(EXAMPLE.read_text()))
+    doc["spec"]["variants"][2]["vllm"]["model"] = "acme/house-model"
+    (md,) = parse_manifests(yaml.safe_dump(doc), "md.yaml")
+    (line,) = estimate_problems(md.spec)
+    assert line.startswith("spec.variants[2]: variant 'w4a16-l40s' needs a profile")
+    assert "or parameters" in line and "not a model family the simulator knows" in line
+    doc["spec"]["variants"][2]["parameters"] = 8_000_000_000
+    (md,) = parse_manifests(yaml.safe_dump(doc), "md.yaml")
+    assert estimate_problems(md.spec) == []

@@ -72,3 +72,17 @@ def test_the_plan_warms_up_at_the_first_rate_then_plays_the_day() -> None:
 def test_the_cluster_env_is_read_from_the_export_lines() -> None:
     out = "export KUBECONFIG=/s/kubeconfig\nexport PROMETHEUS_URL=http://127.0.0.1:9\nnoise\n"
     assert parse_env(out) == {"KUBECONFIG": "/s/kubeconfig", "PROMETHEUS_URL": "http://127.0.0.1:9"}
+
+
+def test_profiles_model_applies_the_example_without_anything_measured() -> None:
+    """`--profiles model`: no variant carries a profile or parameters; the operator plans each
+    on the performance model's prior; the baseline stays the example as shipped."""
+    from paretoscale.decide.evaluate import estimate_problems, evaluate
+
+    inputs = prepare(args("--profiles", "model"))
+    for v in inputs.manifest["spec"]["variants"]:
+        assert not {"profile", "profileTokens", "parameters"} & set(v), v["name"]
+    assert estimate_problems(inputs.spec) == []
+    assert {e.capacity_basis for e in evaluate(inputs.spec, 12.0, {}, {})} == {"model"}
+    assert all(v.profile for v in inputs.example_spec.variants)
+    assert all(v.profile for v in prepare(args()).spec.variants)  # the default: declared

@@ -18,7 +18,9 @@ def test_aborted_requests_do_not_dilute_the_token_mix() -> None:
 
 
 def test_without_aborts_every_finished_request_counts() -> None:
-    m = VariantMetrics(requests_per_s=5.0, prompt_tokens_per_s=5000.0, generation_tokens_per_s=500.0)
+    m = VariantMetrics(
+        requests_per_s=5.0, prompt_tokens_per_s=5000.0, generation_tokens_per_s=500.0
+    )
     assert m.served_per_s == 5.0 and m.tokens_per_request == pytest.approx(1100.0)
 
 
