@@ -141,8 +141,9 @@ def variant_capacity(
     SLO `percentile` and the load's mix (load_mix), read through the same work model. Where
     the model cannot apply, the FLOP proxy counts the mix's prompt + output tokens at the
     BF16 peak of the variant's GPU type in `gpus` (the cluster's GPU type mapping); it is 0
-    (refused) when its least latency for one request (flop_proxy_floor_s) exceeds the SLO.
-    `correction` multiplies any of them (basis "live"), but not a refusal of the FLOP proxy.
+    (refused) when its least latency for one request (flop_proxy_floor_s) exceeds the SLO,
+    and without `parameters` (the model applies at the default mix, estimate_problems, but
+    not at this one). `correction` multiplies any of them (basis "live"), but not a refusal.
     """
     if variant.profile:
         rates, lats = profile_curve(variant, metric, mix)
@@ -152,7 +153,9 @@ def variant_capacity(
     if prior is not None:
         rates, lats = prior_curve(variant, prior, metric, target)
         return _corrected(capacity_at_slo_rps(rates, lats, slo_s), "model", correction)
-    assert variant.parameters is not None  # estimate_problems() refused the spec otherwise
+    if variant.parameters is None:
+        # estimate_problems() checks the default mix; at this one the model does not apply
+        return 0.0, "estimate"
     gpu = gpus.get(variant.gpu.type)
     if flop_proxy_floor_s(variant, tokens_per_request, metric, mix, gpus) > slo_s:
         return 0.0, "estimate"  # no load meets the SLO: refused, whatever a correction says
@@ -343,6 +346,12 @@ def evaluate(
             reason = f"misses {slo_words} even at its lightest profiled load{lightest}"
             if basis == "model":
                 reason = _model_miss(v, spec, slo_words, load_mix(tokens_per_request, mix), gpus)
+            elif v.parameters is None:
+                reason = (
+                    f"cannot be estimated at the observed {load_mix(tokens_per_request, mix)}: "
+                    "the performance model does not apply there; give it a profile or "
+                    "parameters"
+                )
             elif not v.profile:
                 floor = flop_proxy_floor_s(v, tokens_per_request, spec.slo.latency, mix, gpus)
                 reason = (

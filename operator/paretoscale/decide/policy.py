@@ -26,9 +26,9 @@ go down and the saturation ask waits for them, but the demand the model sees (ar
 asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
 value at the capacity it really delivers runs: the value of the requests it serves within the
 SLO at the replicas it can have (none where they fall behind the arrivals: past the
-throughput the performance model gives, the queue grows), minus their cost (the active one unless another is better by
-switchMargin of its cost); a variant that serves nothing within the SLO runs at its fewest
-replicas, never its maximum. A calibration from abTests outside (0, 1] is clamped, and the
+throughput the performance model gives, the queue grows), minus their cost (the active one
+unless another is better by switchMargin of its cost); a variant that serves nothing within
+the SLO runs at its fewest replicas, never its maximum. A calibration from abTests outside (0, 1] is clamped, and the
 last reason says so.
 """
 

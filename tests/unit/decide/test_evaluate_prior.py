@@ -107,3 +107,27 @@ def test_an_unknown_model_without_a_profile_is_refused_with_the_fix() -> None:
     doc["spec"]["variants"][2]["parameters"] = 8_000_000_000
     (md,) = parse_manifests(yaml.safe_dump(doc), "md.yaml")
     assert estimate_problems(md.spec) == []
+
+
+def test_a_mix_the_model_cannot_run_refuses_the_variant_without_crashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A variant with neither profile nor parameters is accepted on the default mix; at an
+    observed mix where the performance model does not apply, it is infeasible with the fix
+    in its reason, and the decision goes on (no assert, no crash loop)."""
+    import paretoscale.decide.evaluate as ev
+
+    (md,) = parse_manifests(_without_profiles(EXAMPLE.read_text()), "md.yaml")
+    mix = TokenMix(9000, 200)
+    real = ev.model_prior
+    monkeypatch.setattr(
+        ev, "model_prior", lambda v, *a: None if a[2] == mix and v.name == "bf16" else real(v, *a)
+    )
+    assert estimate_problems(md.spec) == []
+    obs = Observation(
+        at=0.0, requests_per_s=4.0, prompt_tokens_per_request=9000, output_tokens_per_request=200
+    )
+    d = decide(md.spec, obs, CurrentState())
+    bf16 = d.evaluation("bf16")
+    assert not bf16.feasible and "give it a profile or parameters" in bf16.reason
+    assert d.variant != "bf16"
