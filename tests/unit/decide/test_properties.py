@@ -37,9 +37,21 @@ def test_decision_is_on_the_frontier_and_covers_the_rate(spec, rate) -> None:  #
     chosen = d.evaluation(d.variant)
     assume(chosen.feasible)
     # A first rollout is chosen over the load expected while it runs (now and
-    # UNKNOWN_DAY_BAND): it is on the frontier at one of those rates, never dominated at all.
-    frontiers = [d.evaluations] + [evaluate(spec, r, {}, {}) for r in expected_rates(rate, None)]
-    assert any(next(e for e in evals if e.name == d.variant).on_frontier for evals in frontiers)
+    # UNKNOWN_DAY_BAND): no other variant is as cheap and as good at every one of those rates.
+    rows = [d.evaluations] + [evaluate(spec, r, {}, {}) for r in expected_rates(rate, None)]
+    by_rate = [{e.name: e for e in evals} for evals in rows]
+
+    def dominates_everywhere(other: str) -> bool:
+        return all(
+            by[other].feasible
+            and dominates(
+                by[other].hourly_cost_usd, by[other].quality,
+                by[d.variant].hourly_cost_usd, by[d.variant].quality,
+            )
+            for by in by_rate
+        )  # fmt: skip
+
+    assert not any(dominates_everywhere(v.name) for v in spec.variants if v.name != d.variant)
     assert d.replicas == chosen.replicas
     # replicas cover the rate at the SLO, at the target utilization
     assert d.replicas * chosen.capacity_rps * spec.traffic.target_utilization >= rate * (1 - 1e-9)
