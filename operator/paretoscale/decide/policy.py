@@ -118,8 +118,8 @@ def _fallback(
     blocked: Mapping[str, str],
     rate: float,
     gpus_now: Mapping[str, int] | None,
-    dwelling: bool = False,
-    obs: Observation | None = None,
+    dwelling: bool,
+    obs: Observation,
 ) -> Fallback:
     """When nothing meets the SLO: the variant with the highest net value at the capacity
     it delivers (`delivered`), never the maximum replicas of a variant that serves nothing
@@ -133,9 +133,7 @@ def _fallback(
             spec, e, rate, gpus_now,
             keeps_up_ratio(
                 spec, variants[e.name], obs.tokens_per_request, obs.token_mix, obs.gpu_types
-            )
-            if obs is not None
-            else None,
+            ),
         )
         for e in candidates
     ]  # fmt: skip
@@ -168,11 +166,11 @@ def _along(
     obs: Observation,
     blocked: Mapping[str, str],
     rates: tuple[float, ...],
-    active: str | None,
+    factors: Mapping[str, float],
 ) -> list[dict[str, VariantEval]]:
-    """Every variant evaluated at each of `rates` with `_choice_factors`, by name."""
+    """Every variant evaluated at each of `rates` with `factors` (`choice_factors`), by
+    name."""
     out = []
-    factors = _choice_factors(spec, obs, active)
     for r in rates:
         evals = evaluate(
             spec, r, obs.usd_per_gpu_hour, factors, obs.tokens_per_request,
@@ -218,14 +216,13 @@ def _ranked(
     rate: float,
     ahead: RateForecast | None,
     evals: tuple[VariantEval, ...],
-    active: str | None,
+    factors: Mapping[str, float],
 ) -> tuple[VariantEval, ...]:
     """The evaluations variants are ranked and compared by: at the provisioning rate, so the
     choice is made for the replicas that will run (a variant that fits this minute's load
-    at 2 replicas and the forecast's at 3 is priced at 3), with `_choice_factors`; `evals`
+    at 2 replicas and the forecast's at 3 is priced at 3), with `factors` (`choice_factors`); `evals`
     (at `rate`) when that changes nothing or no variant is feasible with it."""
     at = provisioning_rate(spec, rate, ahead)
-    factors = _choice_factors(spec, obs, active)
     if at <= rate and factors == obs.capacity_factors:
         return evals
     ranked = evaluate(
@@ -235,7 +232,7 @@ def _ranked(
     return ranked if best_variant(ranked) is not None else evals
 
 
-def _choice_factors(
+def choice_factors(
     spec: ModelDeploymentSpec, obs: Observation, active: str | None
 ) -> Mapping[str, float]:
     """The capacity factors a choice is made with: the live ones, and the performance
@@ -336,7 +333,8 @@ def decide(
     )
     warning = calibration_warning(spec)
     by_name = {e.name: e for e in evals}
-    ranked = _ranked(spec, obs, blocked, rate, ahead, evals, state.active)
+    factors = choice_factors(spec, obs, state.active)
+    ranked = _ranked(spec, obs, blocked, rate, ahead, evals, factors)
     by_rank = {e.name: e for e in ranked}
     best_ranked = best_variant(ranked)
     best = by_name[best_ranked.name] if best_ranked is not None else None
@@ -395,7 +393,7 @@ def decide(
         else:
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
-        along = _along(spec, obs, blocked, expected_rates(rate, ahead), state.active)
+        along = _along(spec, obs, blocked, expected_rates(rate, ahead), factors)
         start = by_name[(best_over(ranked, along) or best).name]
         reasons.append(
             f"{_money(start)}: highest net value of the feasible variants over the load "
@@ -423,7 +421,7 @@ def decide(
                 now_c, now_b,
                 [
                     (by[current.name], by[best.name])
-                    for by in _along(spec, obs, blocked, expected_rates(rate, ahead), state.active)
+                    for by in _along(spec, obs, blocked, expected_rates(rate, ahead), factors)
                 ],
                 spec.rollout.switch_margin,
             )
