@@ -133,6 +133,7 @@ def observe_md(
     )
     obs = replace(
         obs,
+        rate_window_s=window_s,
         variants={
             v: signals(
                 f,

@@ -18,10 +18,12 @@ path guard reading the same expected rates; missing metrics never move anything.
 
 Two floors sit on the replicas the model asks for, both bounded by the variant's maxReplicas
 and the GPU inventory: the forecast (`ahead`: the rate expected once a new replica would be
-Ready, decide/forecast.py: its point forecast at the target utilization, and with its error
-margin at full capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
+Ready, decide/forecast.py: its point forecast at the target utilization, and the rate at risk,
+decide/headroom.py: the quantile of its error one more replica is worth covering, at full
+capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
 variant gets the replicas the signals ask for at once, and a variant whose signals do not all
-agree it is calm is not scaled down. While the serving variant's pods load, replicas do not
+agree it is calm is not scaled down. While every signal is calm, no replica is added for
+a load past the replicas by less than the reading's noise (headroom.noise_band). While the serving variant's pods load, replicas do not
 go down and the saturation ask waits for them, but the demand the model sees (arrivals) is
 asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
 value at the capacity it really delivers runs: the value of the requests it serves within the
@@ -55,6 +57,7 @@ from paretoscale.decide.guards import (
     payback_guard,
     stabilized_replicas,
 )
+from paretoscale.decide.headroom import noise_band, rate_at_risk
 from paretoscale.decide.saturation import Saturation
 from paretoscale.decide.types import Action, CurrentState, Decision, Observation, VariantEval
 from paretoscale.economics.capacity import replicas_for_rate
@@ -202,8 +205,9 @@ def best_over(
 
 def provisioning_rate(spec: ModelDeploymentSpec, rate: float, ahead: RateForecast | None) -> float:
     """The rate the replicas are sized for [req/s]: the current one, raised to the forecast
-    the way `_floored` raises replicas (the point forecast at the target utilization, the
-    forecast with its margin at full capacity, i.e. upper x utilization at it)."""
+    (the point forecast at the target utilization, the forecast with its margin at full
+    capacity, i.e. upper x utilization at it). The same for every variant; `_floored` then
+    sizes the chosen one for its own rate at risk."""
     if ahead is None:
         return rate
     return max(rate, ahead.point_rps, ahead.upper_rps * spec.traffic.target_utilization)
@@ -262,6 +266,25 @@ def replica_bounds(
     return lo, max(lo, min(hi, available // v.gpu.count))
 
 
+def _forecast_floor(
+    spec: ModelDeploymentSpec,
+    e: VariantEval,
+    ahead: RateForecast,
+    gpus_now: Mapping[str, int] | None,
+    lower_by: float = 0.0,
+) -> int:
+    """Replicas of e the forecast asks for once a new one would be Ready: the point forecast
+    at the target utilization, and the rate at risk (headroom.rate_at_risk) at full capacity
+    at the SLO; both divided by 1 + `lower_by`; within bounds."""
+    lo, hi = replica_bounds(spec, e.name, gpus_now)
+    util = spec.traffic.target_utilization
+    replica_usd = e.hourly_cost_usd / e.replicas if e.replicas > 0 else 0.0
+    risk = rate_at_risk(ahead, replica_usd, e.value_per_hour_usd)
+    point = replicas_for_rate(ahead.point_rps / (1 + lower_by), e.capacity_rps, util, lo, hi)
+    upper = replicas_for_rate(risk / (1 + lower_by), e.capacity_rps, 1.0, lo, hi)
+    return max(hi if point is None else point, hi if upper is None else upper)
+
+
 def _floored(
     spec: ModelDeploymentSpec,
     e: VariantEval,
@@ -269,16 +292,11 @@ def _floored(
     reasons: list[str],
     gpus_now: Mapping[str, int] | None = None,
 ) -> int:
-    """e's replicas, raised to what the forecast needs when they would be Ready: the point
-    forecast at the target utilization, and the forecast with its error margin at full
-    capacity at the SLO (the margin is then the headroom); within bounds."""
+    """e's replicas, raised to what the forecast needs when they would be Ready
+    (`_forecast_floor`)."""
     if ahead is None or not e.feasible:
         return e.replicas
-    lo, hi = replica_bounds(spec, e.name, gpus_now)
-    util = spec.traffic.target_utilization
-    point = replicas_for_rate(ahead.point_rps, e.capacity_rps, util, lo, hi)
-    upper = replicas_for_rate(ahead.upper_rps, e.capacity_rps, 1.0, lo, hi)
-    n = max(hi if point is None else point, hi if upper is None else upper)
+    n = _forecast_floor(spec, e, ahead, gpus_now)
     if n > e.replicas:
         reasons.append(
             f"{e.name}: {n} replicas for the {ahead.point_rps:.2f} req/s forecast "
@@ -286,6 +304,29 @@ def _floored(
         )
         return n
     return e.replicas
+
+
+def _within_noise(
+    spec: ModelDeploymentSpec,
+    e: VariantEval,
+    rate: float,
+    ahead: RateForecast | None,
+    replicas: int,
+    obs: Observation,
+) -> float | None:
+    """The noise band (headroom.noise_band) when e's load asks for more than `replicas` by
+    less than it: the rate and the forecast lowered by the band need no more; else None."""
+    util = spec.traffic.target_utilization
+    band = noise_band(rate, obs.rate_window_s, util)
+    if band <= 0 or not e.feasible:
+        return None
+    lo, hi = replica_bounds(spec, e.name, obs.gpus_available)
+    low = replicas_for_rate(rate / (1 + band), e.capacity_rps, util, lo, hi)
+    if low is None or low > replicas:
+        return None
+    if ahead is not None and _forecast_floor(spec, e, ahead, obs.gpus_available, band) > replicas:
+        return None
+    return band
 
 
 def _surge(spec: ModelDeploymentSpec, e: VariantEval, obs: Observation, reasons: list[str]) -> int:
@@ -437,7 +478,18 @@ def decide(
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 
-    wanted = _floored(spec, current, ahead, reasons, obs.gpus_available)
+    wanted = _floored(spec, current, ahead, [], obs.gpus_available)
+    band = None
+    if wanted > state.replicas and saturation is not None and saturation.calm:
+        band = _within_noise(spec, current, rate, ahead, state.replicas, obs)
+    if band is not None:
+        reasons.append(
+            f"{current.name}: the load is past {state.replicas} replicas by less than the "
+            f"reading's noise ({band:.0%}) and every saturation signal is calm: no replica added"
+        )
+        wanted = state.replicas
+    else:
+        wanted = _floored(spec, current, ahead, reasons, obs.gpus_available)
     wanted = max(wanted, _surge(spec, current, obs, reasons))
     modelled = wanted
     if saturation is not None and saturation.saturated:

@@ -87,6 +87,9 @@ class Observation:
     # one tick (tick() derives it when the caller gives none); a burst shows here a rate
     # window before it shows in arrivals_per_s. None = not measured.
     arrivals_recent_per_s: float | None = None
+    # The range the rates were read over [s] (rate(...[window])); None: not known. With
+    # the rate it gives the count of requests a reading rests on (decide/headroom.py).
+    rate_window_s: float | None = None
     prompt_tokens_per_request: float | None = None  # the observed token mix
     output_tokens_per_request: float | None = None
     # GPUs of each type this ModelDeployment can hold now, as the cluster shows it (the

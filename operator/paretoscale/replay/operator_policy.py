@@ -112,6 +112,7 @@ def replay_inputs(
         variants=variants,
         arrivals_per_s=view.arrivals_rps(),
         aborted_per_s=view.aborted_rps(),
+        rate_window_s=view.window_ticks * view.tick_s,
         prompt_tokens_per_request=mix.prompt_tokens if mix else None,
         output_tokens_per_request=mix.output_tokens if mix else None,
         gpus_available=dict(tick_in.available),
