@@ -22,7 +22,11 @@ def test_fleet_scale_quick(cluster: Any) -> None:
     argv = ["--count", "4", "--baseline", "2", "--ticks", "1", "--tick-seconds", "3"]
     r = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "fleet_scale.py"), *argv],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "Prometheus queries per tick" in r.stdout and "first decision for all" in r.stdout

@@ -78,7 +78,9 @@ def _gpu_nodes(core: Any, product: str) -> list[Any]:
 
 def test_server_reports_the_built_version(cluster, k8s_client):
     if not cluster.owned:
-        pytest.skip("the cluster was given through PARETOSCALE_E2E_KUBECONFIG; its version is not ours to check")
+        pytest.skip(
+            "the cluster was given through PARETOSCALE_E2E_KUBECONFIG; its version is not ours to check"
+        )
     version = _client().VersionApi(k8s_client).get_code()
     assert (version.major, version.minor) == ("1", "34"), version
     assert version.git_version.startswith("v1.34."), version

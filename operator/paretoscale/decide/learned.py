@@ -16,9 +16,9 @@ The learned profile is the declared one (whatever evaluate.variant_capacity's pr
 profile, or the estimate of a variant without one) with its rate axis scaled by k (`fit`):
 weighted least squares of log k against each sample's log factor, where upper bounds count
 only while k lies above them (one-sided), and count as one, at their median and the weight
-of all (a single reading at "saturation" may be a backlog draining onto new replicas or a
-tail of the request mix near the flat end of the curve, and say less than the replica can
-do; most of them do not), plus a prior sample at k = 1 of weight PRIOR_WEIGHT. The
+of all, once MIN_BOUNDS of them are in the window (a single reading at "saturation" may be a
+backlog draining onto new replicas, or a run of long prompts that pushed the latency past the
+SLO at 60% of the capacity, and say less than the replica can do; most of them do not), plus a prior sample at k = 1 of weight PRIOR_WEIGHT. The
 confidence is W / (W + PRIOR_WEIGHT), W the weight of the samples that count: the factor the
 decision uses (`Fit.applied`) is the data's k shrunk toward 1 by it, so one reading moves it
 part of the way and a window of agreeing ones all the way. Clamped to [FACTOR_MIN,
@@ -46,6 +46,7 @@ MAX_SAMPLES = 64
 MAX_AGE_S = 6 * 3600.0
 PRIOR_WEIGHT = 0.5
 MIN_WEIGHT = 0.25
+MIN_BOUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def fit(samples: Sequence[Sample]) -> Fit:
     points = [(math.log(s.factor), s.weight) for s in samples if not s.bound and s.factor > 0]
     held = [s for s in samples if s.bound and s.factor > 0]
     bounds = [(math.log(_median([s.factor for s in held])), sum(s.weight for s in held))]
-    if not held:
+    if len(held) < MIN_BOUNDS:
         bounds = []
     raw = _solve(points, bounds, 1e-9)  # the data alone (a bound alone: k at the bound)
     shrunk = _solve(points, bounds, PRIOR_WEIGHT)

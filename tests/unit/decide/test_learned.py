@@ -14,8 +14,10 @@ from paretoscale.decide.corrections import Evidence
 from paretoscale.decide.learned import (
     MAX_AGE_S,
     MAX_SAMPLES,
+    MIN_BOUNDS,
     MIN_WEIGHT,
     PRIOR_WEIGHT,
+    Fit,
     LearnedProfile,
     Sample,
     factors,
@@ -67,16 +69,28 @@ def test_a_bound_only_caps_and_a_stray_low_one_does_not_stick() -> None:
     # h100-price-cut: once, at saturation while new pods loaded, completions per replica read
     # 0.88 of the declared capacity; calm readings then say 1.0. The old scalar stayed at 0.88.
     stray = Sample(0.0, 14.0, 12.0, 0.88, bound=True)
-    assert fit((stray,)).factor == pytest.approx(0.88)
+    again = Sample(30.0, 14.0, 12.0, 0.88, bound=True)
+    assert fit((stray, again)).factor == pytest.approx(0.88)
     calm = points(1.0, 20, 30.0)
-    f = fit((stray, *calm))
-    assert f.factor > 0.99  # a bound counts only while the fit lies above it
+    f = fit((stray, again, *calm))
+    assert f.factor > 0.98  # a bound counts only while the fit lies above it
     # a saturated window's bounds count as one, at their median: one stray low bound among
     # readings at 0.6 does not drag the fit to it
     sat = tuple(Sample(30.0 * i, 9.5, 20.0, 0.6, bound=True) for i in range(9))
     low = Sample(300.0, 2.0, 9.0, 0.15, bound=True)
     assert fit((*sat, low)).factor == pytest.approx(0.6)
     assert fit((*sat, low, *points(0.4, 10, 600.0))).factor == pytest.approx(0.4)
+
+
+def test_one_saturated_reading_alone_is_no_bound() -> None:
+    # diurnal-14d-70b: one fp8 replica at 2.1 req/s, 60% of its capacity, saw its p95 ITL
+    # past the SLO for two ticks (a run of long prompts): the one bound it gave (0.62) moved
+    # the factor to 0.72 and the operator to int8-w8a8 and back, 11 switches in 14 days.
+    # A bound counts once MIN_BOUNDS readings in the window say it.
+    spike = Sample(0.0, 2.1, 0.03, 0.62, bound=True)
+    assert MIN_BOUNDS == 2
+    assert fit((spike,)) == Fit()
+    assert fit((spike, Sample(30.0, 2.1, 0.03, 0.62, bound=True))).applied < 0.8
 
 
 def test_the_window_is_bounded_and_ages_out() -> None:
