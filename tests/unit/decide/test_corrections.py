@@ -4,6 +4,7 @@ from such a reading."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -86,15 +87,19 @@ def test_overload_bounds_the_factor_from_above_only(spec: ModelDeploymentSpec) -
     (sample,) = new["fp8"].samples
     assert sample.bound and sample.factor == pytest.approx(0.8)
     assert new["fp8"].declared_rps == pytest.approx(declared)
-    # one bound among readings that say faster: it only caps the fit
+    # bounds among readings that say faster only cap the fit; one alone is no bound yet
     faster = tuple(Sample(float(t), 1.0, 0.02, 1.2, False) for t in range(10))
-    capped = fit((*faster, sample))
+    assert fit((*faster, sample)).factor == pytest.approx(1.2)
+    capped = fit((*faster, sample, replace(sample, at=90.0)))
     assert 0.8 < capped.factor < 1.2
     assert fit(faster).factor == pytest.approx(1.2)
     # readings at or below the bound: it does not count
     slower = tuple(Sample(float(t), 1.0, 0.02, 0.6, False) for t in range(10))
     assert fit((*slower, sample)).factor == pytest.approx(0.6) == fit(slower).factor
-    assert factors(new)["fp8"] < 1.0
+    # the decision uses a bound once a second reading says it
+    assert factors(new)["fp8"] == 1.0
+    again = learn(spec, new, {"fp8": Evidence(0.8 * declared, late, saturated=True)}, 90.0)
+    assert factors(again)["fp8"] < 1.0
 
 
 def test_an_estimate_learns_only_from_a_clear_miss(spec: ModelDeploymentSpec) -> None:
