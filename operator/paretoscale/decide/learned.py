@@ -18,8 +18,8 @@ weighted least squares of log k against each sample's log factor, where upper bo
 only while k lies above them (one-sided), and count as one, at their median and the weight
 of all, once MIN_BOUNDS of them are in the window (a single reading at "saturation" may be a
 backlog draining onto new replicas, or a run of long prompts that pushed the latency past the
-SLO at 60% of the capacity, and say less than the replica can do; most of them do not), plus a prior sample at k = 1 of weight PRIOR_WEIGHT. The
-confidence is W / (W + PRIOR_WEIGHT), W the weight of the samples that count: the factor the
+SLO at 60% of the capacity, and say less than the replica can do; most of them do not),
+plus a prior sample at k = 1 of weight PRIOR_WEIGHT. The confidence is W / (W + PRIOR_WEIGHT), W the weight of the samples that count: the factor the
 decision uses (`Fit.applied`) is the data's k shrunk toward 1 by it, so one reading moves it
 part of the way and a window of agreeing ones all the way. Clamped to [FACTOR_MIN,
 FACTOR_MAX]. Variants that do not serve keep their window until it ages out, and then are

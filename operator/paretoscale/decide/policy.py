@@ -23,9 +23,9 @@ decide/headroom.py: the quantile of its error one more replica is worth covering
 capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
 variant gets the replicas the signals ask for at once, and a variant whose signals do not all
 agree it is calm is not scaled down. While every signal is calm, no replica is added for
-a load past the replicas by less than the reading's noise (headroom.noise_band). While the serving variant's pods load, replicas do not
-go down and the saturation ask waits for them, but the demand the model sees (arrivals) is
-asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
+a load past the replicas by less than the reading's noise (headroom.noise_band). While the
+serving variant's pods load, replicas do not go down and the saturation ask waits for them,
+but the demand the model sees (arrivals) is asked for at once. When no variant is feasible (SLOUnreachable), the one with the highest net
 value at the capacity it really delivers runs: the value of the requests it serves within the
 SLO at the replicas it can have (none where they fall behind the arrivals: past the
 throughput the performance model gives, the queue grows), minus their cost (the active one
@@ -478,18 +478,18 @@ def decide(
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 
-    wanted = _floored(spec, current, ahead, [], obs.gpus_available)
+    floor_why: list[str] = []
+    wanted = _floored(spec, current, ahead, floor_why, obs.gpus_available)
     band = None
     if wanted > state.replicas and saturation is not None and saturation.calm:
         band = _within_noise(spec, current, rate, ahead, state.replicas, obs)
     if band is not None:
-        reasons.append(
+        floor_why = [
             f"{current.name}: the load is past {state.replicas} replicas by less than the "
             f"reading's noise ({band:.0%}) and every saturation signal is calm: no replica added"
-        )
+        ]
         wanted = state.replicas
-    else:
-        wanted = _floored(spec, current, ahead, reasons, obs.gpus_available)
+    reasons.extend(floor_why)
     wanted = max(wanted, _surge(spec, current, obs, reasons))
     modelled = wanted
     if saturation is not None and saturation.saturated:
