@@ -16,12 +16,12 @@ path, or UNKNOWN_DAY_BAND around now), so a near-tie at this minute's load goes 
 variant with headroom. What runs moves to the best only past the guards (guards.py), the
 path guard reading the same expected rates; missing metrics never move anything.
 
-Two floors sit on the replicas the model asks for, both bounded by the variant's maxReplicas
-and the GPU inventory: the forecast (`ahead`: the rate expected once a new replica would be
-Ready, decide/forecast.py: its point forecast at the target utilization, and the rate at risk,
-decide/headroom.py: the quantile of its error one more replica is worth covering, at full
-capacity at the SLO) and the saturation guard (decide/saturation.py): a saturated
-variant gets the replicas the signals ask for at once, and a variant whose signals do not all
+Two floors sit on the replicas the model asks for (decide/replicas.py), both bounded by the
+variant's maxReplicas and the GPU inventory: the forecast (`ahead`: the rate expected once a
+new replica would be Ready, decide/forecast.py: its point forecast at the target utilization,
+and the rate at risk, decide/headroom.py: the quantile of its error one more replica is worth
+covering, at full capacity at the SLO) and the saturation guard (decide/saturation.py): a
+saturated variant gets the replicas the signals ask for at once, and a variant whose signals do not all
 agree it is calm is not scaled down. While every signal is calm, no replica is added for
 a load past the replicas by less than the reading's noise (headroom.noise_band). While the
 serving variant's pods load, replicas do not go down and the saturation ask waits for them,
@@ -44,7 +44,6 @@ from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.evaluate import (
     calibration_warning,
     evaluate,
-    inventory_now,
     keeps_up_ratio,
     unproven_factors,
 )
@@ -57,10 +56,9 @@ from paretoscale.decide.guards import (
     payback_guard,
     stabilized_replicas,
 )
-from paretoscale.decide.headroom import noise_band, rate_at_risk
+from paretoscale.decide.replicas import floored, replica_bounds, surge, within_noise
 from paretoscale.decide.saturation import Saturation
 from paretoscale.decide.types import Action, CurrentState, Decision, Observation, VariantEval
-from paretoscale.economics.capacity import replicas_for_rate
 from paretoscale.economics.money import usd
 
 
@@ -206,8 +204,8 @@ def best_over(
 def provisioning_rate(spec: ModelDeploymentSpec, rate: float, ahead: RateForecast | None) -> float:
     """The rate the replicas are sized for [req/s]: the current one, raised to the forecast
     (the point forecast at the target utilization, the forecast with its margin at full
-    capacity, i.e. upper x utilization at it). The same for every variant; `_floored` then
-    sizes the chosen one for its own rate at risk."""
+    capacity, i.e. upper x utilization at it). The same for every variant; `floored`
+    (decide/replicas.py) then sizes the chosen one for its own rate at risk."""
     if ahead is None:
         return rate
     return max(rate, ahead.point_rps, ahead.upper_rps * spec.traffic.target_utilization)
@@ -252,101 +250,6 @@ def _money(e: VariantEval) -> str:
         f"{e.name}: {e.replicas} x {e.gpu_type}, {usd(e.hourly_cost_usd, '/h')}, "
         f"net {usd(e.net_value_per_hour_usd, '/h')}"
     )
-
-
-def replica_bounds(
-    spec: ModelDeploymentSpec, name: str, gpus_now: Mapping[str, int] | None = None
-) -> tuple[int, int]:
-    """(min, max) replicas of a variant: its bounds (else spec.traffic's), max also within
-    the GPU inventory (spec.gpus, lowered to what the cluster shows: `gpus_now`)."""
-    v = next(x for x in spec.variants if x.name == name)
-    lo = v.min_replicas if v.min_replicas is not None else spec.traffic.min_replicas
-    hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
-    available = inventory_now(spec, gpus_now).get(v.gpu.type, hi * v.gpu.count)
-    return lo, max(lo, min(hi, available // v.gpu.count))
-
-
-def _forecast_floor(
-    spec: ModelDeploymentSpec,
-    e: VariantEval,
-    ahead: RateForecast,
-    gpus_now: Mapping[str, int] | None,
-    lower_by: float = 0.0,
-) -> int:
-    """Replicas of e the forecast asks for once a new one would be Ready: the point forecast
-    at the target utilization, and the rate at risk (headroom.rate_at_risk) at full capacity
-    at the SLO; both divided by 1 + `lower_by`; within bounds."""
-    lo, hi = replica_bounds(spec, e.name, gpus_now)
-    util = spec.traffic.target_utilization
-    replica_usd = e.hourly_cost_usd / e.replicas if e.replicas > 0 else 0.0
-    risk = rate_at_risk(ahead, replica_usd, e.value_per_hour_usd)
-    point = replicas_for_rate(ahead.point_rps / (1 + lower_by), e.capacity_rps, util, lo, hi)
-    upper = replicas_for_rate(risk / (1 + lower_by), e.capacity_rps, 1.0, lo, hi)
-    return max(hi if point is None else point, hi if upper is None else upper)
-
-
-def _floored(
-    spec: ModelDeploymentSpec,
-    e: VariantEval,
-    ahead: RateForecast | None,
-    reasons: list[str],
-    gpus_now: Mapping[str, int] | None = None,
-) -> int:
-    """e's replicas, raised to what the forecast needs when they would be Ready
-    (`_forecast_floor`)."""
-    if ahead is None or not e.feasible:
-        return e.replicas
-    n = _forecast_floor(spec, e, ahead, gpus_now)
-    if n > e.replicas:
-        reasons.append(
-            f"{e.name}: {n} replicas for the {ahead.point_rps:.2f} req/s forecast "
-            f"in {ahead.horizon_s:.0f}s (up to {ahead.upper_rps:.2f})"
-        )
-        return n
-    return e.replicas
-
-
-def _within_noise(
-    spec: ModelDeploymentSpec,
-    e: VariantEval,
-    rate: float,
-    ahead: RateForecast | None,
-    replicas: int,
-    obs: Observation,
-) -> float | None:
-    """The noise band (headroom.noise_band) when e's load asks for more than `replicas` by
-    less than it: the rate and the forecast lowered by the band need no more; else None."""
-    util = spec.traffic.target_utilization
-    band = noise_band(rate, obs.rate_window_s, util)
-    if band <= 0 or not e.feasible:
-        return None
-    lo, hi = replica_bounds(spec, e.name, obs.gpus_available)
-    low = replicas_for_rate(rate / (1 + band), e.capacity_rps, util, lo, hi)
-    if low is None or low > replicas:
-        return None
-    if ahead is not None and _forecast_floor(spec, e, ahead, obs.gpus_available, band) > replicas:
-        return None
-    return band
-
-
-def _surge(spec: ModelDeploymentSpec, e: VariantEval, obs: Observation, reasons: list[str]) -> int:
-    """Replicas of e for the arrivals since the last poll (Observation.arrivals_recent_per_s)
-    when they are above the demand over the rate window: a burst shows there a window
-    earlier, and replicas that take minutes to load must be asked for at once. Only the
-    serving variant's replicas follow it (not the choice of variant), and scale-down waits
-    out the stabilization window as always. 0 otherwise."""
-    recent, demand = obs.arrivals_recent_per_s, obs.demand_per_s
-    if recent is None or demand is None or not e.feasible or recent <= demand:
-        return 0
-    lo, hi = replica_bounds(spec, e.name, obs.gpus_available)
-    n = replicas_for_rate(recent, e.capacity_rps, spec.traffic.target_utilization, lo, hi)
-    n = hi if n is None else n
-    if n > e.replicas:
-        reasons.append(
-            f"arrivals surged to {recent:.2f} req/s since the last poll "
-            f"({demand:.2f} over the rate window): {n} replicas"
-        )
-    return n
 
 
 def decide(
@@ -440,12 +343,12 @@ def decide(
             f"{_money(start)}: highest net value of the feasible variants over the load "
             f"expected while it must run"
         )
-        return done(start, _floored(spec, start, ahead, reasons, obs.gpus_available), "switch")
+        return done(start, floored(spec, start, ahead, reasons, obs.gpus_available), "switch")
 
     if best.name != current.name:
         if not current.feasible:
             reasons.append(f"{current.name} {current.reason}; switching to {_money(best)}")
-            return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
+            return done(best, floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
         cutover = cutover_seconds(
             next(v.startup_seconds for v in spec.variants if v.name == best.name),
             spec.rollout.verify_seconds,
@@ -473,16 +376,16 @@ def decide(
                 f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
                 f"({_money(now_c)}; {_money(now_b)})"
             )
-            return done(best, _floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
+            return done(best, floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
         reasons.append(f"staying on {current.name}: {held}")
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 
     floor_why: list[str] = []
-    wanted = _floored(spec, current, ahead, floor_why, obs.gpus_available)
+    wanted = floored(spec, current, ahead, floor_why, obs.gpus_available)
     band = None
     if wanted > state.replicas and saturation is not None and saturation.calm:
-        band = _within_noise(spec, current, rate, ahead, state.replicas, obs)
+        band = within_noise(spec, current, rate, ahead, state.replicas, obs)
     if band is not None:
         floor_why = [
             f"{current.name}: the load is past {state.replicas} replicas by less than the "
@@ -490,7 +393,7 @@ def decide(
         ]
         wanted = state.replicas
     reasons.extend(floor_why)
-    wanted = max(wanted, _surge(spec, current, obs, reasons))
+    wanted = max(wanted, surge(spec, current, obs, reasons))
     modelled = wanted
     if saturation is not None and saturation.saturated:
         _, hi = replica_bounds(spec, current.name, obs.gpus_available)
