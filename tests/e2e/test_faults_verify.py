@@ -246,7 +246,8 @@ def test_latency_query_failing_during_verification_rolls_back(
     assert proxy.failed > 0
     degraded = kube.condition("assistant", "Degraded")
     assert degraded["status"] == "True" and degraded["reason"] == "RolledBack"
-    assert kube.replicas()["assistant-fp8"] == 0
+    # the status records the rollback before the scale-down it leads to
+    wait(lambda: kube.replicas().get("assistant-fp8") == 0, 10, "fp8 scaled to 0", op)
     assert not any(r == "Switched" and "-> fp8" in m for _, r, m in kube.events())
 
 
@@ -266,7 +267,8 @@ def test_target_answering_500_rolls_back(scraped: dict[str, Any], cluster: Any) 
         load.stop()
     reason = status["lastSwitches"][0]["reason"]
     assert "verification failed" in reason and "requests failed" in reason, reason
-    assert kube.replicas()["assistant-fp8"] == 0
+    # the status records the rollback before the scale-down it leads to
+    wait(lambda: kube.replicas().get("assistant-fp8") == 0, 10, "fp8 scaled to 0", op)
     assert kube.selector("assistant")["paretoscale.io/variant"] == "w4a16-l40s"
 
 
@@ -304,6 +306,8 @@ def test_prometheus_without_vllm_series_times_out_verification(
             op,
         )
         assert "w4a16-l40s" not in selectors.variants(), "the Service moved to the target"
+        # the status records the rollback before the scale-down it leads to
+        wait(lambda: kube.replicas().get("assistant-w4a16-l40s") == 0, 10, "target at 0", op)
     finally:
         op.stop()
     last = status["lastSwitches"][0]

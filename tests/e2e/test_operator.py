@@ -164,7 +164,8 @@ def test_spec_change_is_picked_up_at_once_and_switches(
             op,
         )
         assert s["phase"] in ("Preparing", "Verifying")
-        assert "assistant-w4a16-l40s" in kube.replicas()
+        # the status records the step before the apply it leads to (see `drained`)
+        wait(lambda: "assistant-w4a16-l40s" in kube.replicas(), 10, "the target's Deployment", op)
     finally:
         op.stop()
 
