@@ -16,9 +16,10 @@
   exceeds what the fleet carries is above its cost / the value per hour the fleet serves
   (the newsvendor's critical ratio). The forecast's margin is the MARGIN_Q quantile of
   actual / forecast (decide/forecast.py); read as log-normal, the quantile q = 1 - cost /
-  value sits at point x margin ^ (z(q) / z(MARGIN_Q)), q within [Q_MIN, Q_MAX]. Where a
-  missed request is worth 60 times a replica-hour's cost (the 8B examples) that is the 0.993
-  quantile; where an idle replica is dear (a 70B at night), nearer the point forecast.
+  value sits at point x margin ^ (z(q) / z(MARGIN_Q)), q within [Q_MIN, Q_MAX]. Where an
+  hour of what the fleet serves is worth 60-90 replica-hours (the 8B examples by day) that is
+  about the 0.99 quantile; where an idle replica is dear (a 70B at night), nearer the point
+  forecast.
 """
 
 from __future__ import annotations
