@@ -71,3 +71,12 @@ def test_a_load_past_the_replicas_by_less_than_the_noise_adds_none(
         spec, Observation(at=1e4, requests_per_s=13.2, rate_window_s=120.0), RUNNING, UNEASY
     )
     assert [d.replicas for d in (past, unknown, uneasy)] == [2, 2, 2]
+
+
+def test_a_forecast_past_the_band_still_adds_the_replica(spec: ModelDeploymentSpec) -> None:
+    # the same noisy reading, but the load expected once a replica is Ready (16 req/s) needs
+    # two even lowered by the band (16 / 1.071 = 14.9 > 12.72): the hold does not apply
+    ahead = RateForecast(point_rps=16.0, upper_rps=17.0, horizon_s=330.0)
+    observed = Observation(at=1e4, requests_per_s=13.2, rate_window_s=120.0)
+    d = decide(spec, observed, RUNNING, CALM, ahead)
+    assert d.replicas == 2 and not any("reading's noise" in r for r in d.reasons)
