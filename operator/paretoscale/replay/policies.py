@@ -6,7 +6,10 @@ of its inputs. What the baselines run, as teams run them today:
 
 - `static:<variant>+hpa`: one variant, scaled by the Kubernetes HPA on utilization = request
   rate per replica / the variant's declared capacity at the SLO, target = spec
-  targetUtilization (what KServe users run); `hpa_step` is the HPA's rule.
+  targetUtilization (what KServe users run); `hpa_step` is the HPA's rule. Every HPA-based
+  baseline takes the spec's traffic block as its HPA would be written: min/max replicas and
+  scaleDownStabilizationSeconds (behavior.scaleDown.stabilizationWindowSeconds; the spec's
+  default, 300 s, is the HPA's).
 - `keda-queue`: the best-quality variant, scaled by KEDA on vllm:num_requests_waiting with an
   average-value target of 5 per replica (vLLM production-stack's default), through the HPA.
 - `wva-saturation`: llm-d workload-variant-autoscaler's saturation analyzer (`wva_targets`)
@@ -33,7 +36,6 @@ from paretoscale.replay.fleet import FleetTarget
 from paretoscale.replay.observe import PromView
 
 HPA_TOLERANCE = 0.1
-HPA_SCALE_DOWN_WINDOW_S = 300.0
 KEDA_WAITING_PER_REPLICA = 5.0
 WVA_KV_THRESHOLD = 0.80
 WVA_QUEUE_THRESHOLD = 5.0
@@ -120,7 +122,7 @@ def hpa_step(
     hi: int,
     memory: HpaMemory | None,
     now_s: float,
-    window_s: float = HPA_SCALE_DOWN_WINDOW_S,
+    window_s: float,
 ) -> HpaMemory:
     """The HPA's rule: raw = ceil(current x ratio) (ratio = metric / target), kept at current
     when |ratio - 1| <= 0.1, bounded to [lo, hi]; up at once, down only to the highest raw
@@ -136,6 +138,11 @@ def hpa_step(
     recent = (*((t, r) for t, r in past if t > now_s - window_s), (now_s, raw))
     new = raw if raw > current else min(current, max(r for _, r in recent))
     return HpaMemory(new, recent)
+
+
+def _window(spec: ModelDeploymentSpec) -> float:
+    """The HPA's scale-down stabilization window: the spec's."""
+    return float(spec.traffic.scale_down_stabilization_seconds)
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ class StaticHpa:
             memory = HpaMemory(min(max(need, lo), hi))
         current = memory.replicas
         ratio = rate / (current * target_rps) if current > 0 and target_rps > 0 else 1.0
-        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s, _window(self.spec))
         return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
 
 
@@ -193,7 +200,7 @@ class KedaQueue:
         current = memory.replicas
         waiting = tick.view.waiting_total(index) or 0.0
         ratio = waiting / (current * KEDA_WAITING_PER_REPLICA) if current > 0 else 1.0
-        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s, _window(self.spec))
         return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
 
 
@@ -205,7 +212,7 @@ class LlmdSloKeda:
     histogram_quantile(0.9) over 1-minute bucket rates, clamped at 2.0, an idle pool reading
     0; KEDA's formula asks for ceil(replicas x s), discounted by Ready / existing replicas
     while replicas load (so loading replicas are not asked for again); the HPA applies its
-    10% tolerance and 300 s scale-down stabilization (`hpa_step`). Here:
+    10% tolerance and the spec's scale-down stabilization (`hpa_step`). Here:
     - a ModelDeployment has one latency objective (spec.slo: e2e, ttft or itl at a
       percentile), and the replay records the histogram of that metric only. So s = P90 of
       the SLO metric / slo.seconds: for `ttft` that is llm-d's TTFT term, for `itl` its TPOT
@@ -246,7 +253,7 @@ class LlmdSloKeda:
         ratio = llmd_ratio(
             None if reading is None else reading[0], self.spec.slo.seconds, rate, ready, current
         )
-        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s)
+        new = hpa_step(current, ratio, lo, hi, memory, tick.now_s, _window(self.spec))
         return FleetTarget({self.variant: new.replicas}, (self.variant,), "pods", new)
 
 

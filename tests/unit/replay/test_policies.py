@@ -25,22 +25,33 @@ from paretoscale.replay.policies import (
 
 
 def test_hpa_scales_up_at_once_and_down_after_the_window() -> None:
-    m = hpa_step(2, 2.0, 1, 16, None, 0.0)
+    m = hpa_step(2, 2.0, 1, 16, None, 0.0, 300.0)
     assert m.replicas == 4
-    m = hpa_step(4, 0.5, 1, 16, m, 30.0)  # wants 2, held: 4 was recommended 30 s ago
+    m = hpa_step(4, 0.5, 1, 16, m, 30.0, 300.0)  # wants 2, held: 4 was recommended 30 s ago
     assert m.replicas == 4
     for t in (60.0, 150.0, 290.0):
-        m = hpa_step(m.replicas, 0.5, 1, 16, m, t)
+        m = hpa_step(m.replicas, 0.5, 1, 16, m, t, 300.0)
         assert m.replicas == 4
-    m = hpa_step(4, 0.5, 1, 16, m, 331.0)  # the 4 recommended at t=0 and 30 have aged out
+    m = hpa_step(4, 0.5, 1, 16, m, 331.0, 300.0)  # the 4 recommended at t=0 and 30 have aged out
     assert m.replicas == 2
 
 
 def test_hpa_tolerance_and_bounds() -> None:
-    assert hpa_step(4, 1.09, 1, 16, None, 0.0).replicas == 4
-    assert hpa_step(4, 1.2, 1, 16, None, 0.0).replicas == 5
-    assert hpa_step(4, 10.0, 1, 6, None, 0.0).replicas == 6
-    assert hpa_step(4, 0.0, 2, 6, None, 400.0).replicas == 2  # no history: down at once
+    assert hpa_step(4, 1.09, 1, 16, None, 0.0, 300.0).replicas == 4
+    assert hpa_step(4, 1.2, 1, 16, None, 0.0, 300.0).replicas == 5
+    assert hpa_step(4, 10.0, 1, 6, None, 0.0, 300.0).replicas == 6
+    assert hpa_step(4, 0.0, 2, 6, None, 400.0, 300.0).replicas == 2  # no history: down at once
+
+
+def test_hpa_baselines_take_the_specs_scale_down_window(assistant: ModelDeploymentSpec) -> None:
+    traffic = assistant.traffic.model_copy(update={"scale_down_stabilization_seconds": 600})
+    spec = assistant.model_copy(update={"traffic": traffic})
+    for policy in (StaticHpa(spec, "bf16"), KedaQueue(spec, "bf16")):
+        m = HpaMemory(4, ((0.0, 4),))
+        held = policy.decide(tick(view_with(waiting=0.0, ready=4), m, at=400.0, n=4))
+        assert held.replicas == {"bf16": 4}  # 400 s: inside the spec's 600 s, past the HPA's 300
+        down = policy.decide(tick(view_with(waiting=0.0, ready=4), held.memory, at=601.0, n=4))
+        assert down.replicas == {"bf16": 1}
 
 
 def view_with(waiting: float, ready: int, kv: float = 0.1, rate: float = 0.0) -> PromView:
