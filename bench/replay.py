@@ -12,12 +12,15 @@ Prints each scenario's full table (report.py), then one table scenario x policy:
 headroom captured ((net - best static) / (oracle - best static): 1 = all of the oracle's
 gain over the best fixed choice, < 0 = worse than it), SLO attainment, switches per day,
 GPU cost vs the best static policy; then paretoscale against issue #10's targets; and the
-wall time. Draws one plot per scenario into
+wall time. One seed draws one set of arrivals and token lengths; which minute a scale-down
+lands in can move a scenario's headroom by 0.2, so `--seeds N` runs each scenario N times and
+judges the means (each seed's headroom is shown beside them). Draws one plot per scenario into
 out/bench/ (needs matplotlib; --no-plot skips). Nothing is asserted.
 
   python bench/replay.py                 # the whole suite, full size (a few minutes)
   python bench/replay.py --quick         # each scenario cut to its 1-2 hour quick window (CI)
   python bench/replay.py --only prompt-shift --only burst-10x
+  python bench/replay.py --seeds 3       # each scenario at seeds 1-3; the verdict on the means
   python bench/replay.py --list          # the scenarios and what each tests
 """
 
@@ -34,10 +37,11 @@ from typing import Any
 
 from paretoscale.errors import SpecError
 from paretoscale.replay.calibrate import compare, with_profiles, without_profiles
-from paretoscale.replay.report import Summary, plot, summarize, table, to_json
+from paretoscale.replay.report import Summary, average, plot, summarize, table, to_json
 from paretoscale.replay.run import TableCache
 from paretoscale.replay.suite import (
     Built,
+    ScenarioFile,
     build,
     load_scenario,
     missing_files,
@@ -108,9 +112,11 @@ def targets(rows: list[tuple[str, Summary]], policy: str = "paretoscale") -> str
         sw = f"{me.switches_per_day:.1f} {'yes' if me.switches_per_day <= 6 else 'NO'}"
         if me.headroom_captured is not None:
             headrooms.append(me.headroom_captured)
+        seeds = ", ".join("-" if h is None else f"{h:.2f}" for h in me.headroom_by_seed)
         lines.append(
             f"{name:<17} {static_ok:>11}  {peers_ok:>10}  {slo:<20}  {sw:>6}  "
             f"{'-' if me.headroom_captured is None else format(me.headroom_captured, '.2f')}"
+            + (f"  (seeds: {seeds})" if len(me.headroom_by_seed) > 1 else "")
         )
     if headrooms:
         mean = sum(headrooms) / len(headrooms)
@@ -134,6 +140,39 @@ def planned_with(built: Built, basis: str) -> Built:
     return dataclasses.replace(built, spec=spec, scenario=sc)
 
 
+def run_one(
+    sf: ScenarioFile, seed: int, args: argparse.Namespace, cache: TableCache, plot_it: bool
+) -> tuple[list[Summary], dict[str, Any]]:
+    """One scenario at one seed: its table printed (and plotted), its summaries and JSON."""
+    t0 = time.perf_counter()
+    built = planned_with(build(sf, ROOT, quick=args.quick, seed=seed, cache=cache), args.profiles)
+    runs, oracle = run(built)
+    sc = built.scenario
+    summaries = summarize(runs, sc.demand.tick_s, oracle, built.spec.slo.percentile)
+    wall = time.perf_counter() - t0
+    d = sc.demand
+    title = (
+        f"{sf.name}: {d.duration_s / 3600:.1f} h, {d.arrivals.sum():,.0f} requests "
+        f"(mean {d.rate_rps.mean():.1f} req/s, peak tick {d.rate_rps.max():.1f}); "
+        f"{sf.model_deployment}"
+    )
+    seeded = f" (seed {seed})" if args.seeds > 1 else ""
+    print(f"\n== {title}{seeded}\n   {sf.description}")
+    print(table("", summaries).lstrip("\n"))
+    print(f"wall time {wall:.1f} s")
+    doc = to_json(summaries, {"scenario": sf.name, "seed": seed, "hours": d.duration_s / 3600})
+    if plot_it and not args.no_plot:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            names = [v.name for v in built.spec.variants]
+            path = args.out / f"{sf.name}{'-quick' if args.quick else ''}.png"
+            plot(str(path), title, runs, names, d.tick_s, summaries)
+        except ImportError:
+            print("(no plot: matplotlib is not installed; pip install 'paretoscale[plot]')")
+            args.no_plot = True
+    return summaries, doc
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python bench/replay.py",
@@ -146,7 +185,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="run only this scenario (file stem; repeatable)")  # fmt: skip
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="the first seed (arrivals, token draws)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="run every scenario at seeds SEED..SEED+N-1; the suite table and the "
+                   "targets are then the means over them (headroom: each seed's too)")  # fmt: skip
     p.add_argument("--scenarios", type=Path, default=SCENARIOS, help="directory of scenario files")
     p.add_argument("--out", type=Path, default=OUT, help="directory for the plots (out/bench/)")
     p.add_argument("--no-plot", action="store_true", help="do not draw the plots")
@@ -169,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         for sf in scenarios:
             print(f"{sf.name:<18} {sf.model_deployment}\n    {sf.description}")
         return 0
+    if args.seeds < 1:
+        print(f"error: --seeds {args.seeds}: give 1 or more", file=sys.stderr)
+        return 2
     known = {sf.name for sf in scenarios}
     unknown = [n for n in args.only if n not in known]
     if unknown:
@@ -188,34 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     docs: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for sf in chosen:
-        t0 = time.perf_counter()
-        built = planned_with(build(sf, ROOT, quick=args.quick, seed=args.seed, cache=cache),
-                             args.profiles)  # fmt: skip
-        runs, oracle = run(built)
-        sc = built.scenario
-        summaries = summarize(runs, sc.demand.tick_s, oracle, built.spec.slo.percentile)
-        wall = time.perf_counter() - t0
-        d = sc.demand
-        title = (
-            f"{sf.name}: {d.duration_s / 3600:.1f} h, {d.arrivals.sum():,.0f} requests "
-            f"(mean {d.rate_rps.mean():.1f} req/s, peak tick {d.rate_rps.max():.1f}); "
-            f"{sf.model_deployment}"
-        )
-        print(f"\n== {title}\n   {sf.description}")
-        print(table("", summaries).lstrip("\n"))
-        print(f"wall time {wall:.1f} s")
-        rows += [(sf.name, s) for s in summaries]
-        docs.append(to_json(summaries, {"scenario": sf.name, "hours": d.duration_s / 3600}))
-        if not args.no_plot:
-            try:
-                args.out.mkdir(parents=True, exist_ok=True)
-                names = [v.name for v in built.spec.variants]
-                path = args.out / f"{sf.name}{'-quick' if args.quick else ''}.png"
-                plot(str(path), title, runs, names, d.tick_s, summaries)
-            except ImportError:
-                print("(no plot: matplotlib is not installed; pip install 'paretoscale[plot]')")
-                args.no_plot = True
-    print(f"\n== suite ({size}): scenario x policy\n{suite_table(rows)}")
+        per_seed = []
+        for seed in range(args.seed, args.seed + args.seeds):
+            summaries, doc = run_one(sf, seed, args, cache, plot_it=seed == args.seed)
+            per_seed.append(summaries)
+            docs.append(doc)
+        rows += [(sf.name, s) for s in (average(per_seed) if args.seeds > 1 else per_seed[0])]
+    over = f", mean of seeds {args.seed}..{args.seed + args.seeds - 1}" if args.seeds > 1 else ""
+    print(f"\n== suite ({size}{over}): scenario x policy\n{suite_table(rows)}")
     print(f"\n== issue #10 targets for paretoscale\n{targets(rows)}")
     print(f"\nwhole suite {time.perf_counter() - t_all:.1f} s")
     if args.json:

@@ -41,3 +41,13 @@ def test_quick_run(name: str) -> None:
     r = run(str(BENCH / name), "--quick")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert QUICK[name] in r.stdout, r.stdout[-3000:]
+
+
+def test_replay_judges_the_mean_of_several_seeds() -> None:
+    r = run(str(BENCH / "replay.py"), "--quick", "--only", "prompt-shift", "--seeds", "2",
+            "--no-plot")  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "(seed 1)" in r.stdout and "(seed 2)" in r.stdout
+    assert "mean of seeds 1..2" in r.stdout and "(seeds: " in r.stdout, r.stdout[-3000:]
+    bad = run(str(BENCH / "replay.py"), "--seeds", "0", timeout_s=60)
+    assert bad.returncode == 2 and "--seeds" in bad.stderr

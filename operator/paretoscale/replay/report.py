@@ -24,6 +24,9 @@ policies and the oracle:
   percentile (p95 for a p95 SLO): in the ticks that carried that share of the requests, the
   tick's own p95 was at most this. > 1: the policy ran past the SLO in more than 5% of its
   traffic. None without that per-tick record.
+Over several seeds of one scenario (`average`): every figure is the mean of the seeds'
+figures (headroom captured: the mean of each seed's ratio, so every seed weighs the same);
+`headroom_by_seed` keeps each one.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Summary:
     headroom_captured: float | None = None
     gpu_cost_vs_best_static: float | None = None
     p95_latency_vs_slo: float | None = None
+    headroom_by_seed: tuple[float | None, ...] = ()
 
 
 HEADROOM_EPS = 1e-4
@@ -132,6 +136,44 @@ def summarize(
                 headroom_captured=headroom,
                 gpu_cost_vs_best_static=cost / best_cost if best_cost else None,
                 p95_latency_vs_slo=latency,
+            )
+        )
+    return out
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    known = [x for x in xs if x is not None]
+    return sum(known) / len(known) if known else None
+
+
+def average(per_seed: Sequence[Sequence[Summary]]) -> list[Summary]:
+    """One Summary per policy, the mean over seeds of one scenario (`per_seed[i]`: seed i's
+    summaries, the same policies in the same order); see the module docstring."""
+    if not per_seed:
+        return []
+    out = []
+    for row in zip(*per_seed, strict=True):
+        first = row[0]
+        if any(s.policy != first.policy for s in row):
+            raise ValueError(f"seeds disagree on the policies: {[s.policy for s in row]}")
+        n = len(row)
+        out.append(
+            Summary(
+                policy=first.policy,
+                gpu_cost_usd=sum(s.gpu_cost_usd for s in row) / n,
+                value_usd=sum(s.value_usd for s in row) / n,
+                net_value_usd=sum(s.net_value_usd for s in row) / n,
+                net_value_vs_oracle=_mean([s.net_value_vs_oracle for s in row]),
+                slo_attainment=sum(s.slo_attainment for s in row) / n,
+                switches=round(sum(s.switches for s in row) / n),
+                switches_per_day=sum(s.switches_per_day for s in row) / n,
+                gpu_hours=sum(s.gpu_hours for s in row) / n,
+                notes=first.notes,
+                best_static_net_value_usd=_mean([s.best_static_net_value_usd for s in row]),
+                headroom_captured=_mean([s.headroom_captured for s in row]),
+                gpu_cost_vs_best_static=_mean([s.gpu_cost_vs_best_static for s in row]),
+                p95_latency_vs_slo=_mean([s.p95_latency_vs_slo for s in row]),
+                headroom_by_seed=tuple(s.headroom_captured for s in row),
             )
         )
     return out
@@ -216,7 +258,7 @@ def _clean(x: float | None, nd: int = 6) -> float | None:
 def to_json(rows: Sequence[Summary], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """{"policies": [{policy, gpuCost, value, netValue, netValueVsOracle, bestStaticNetValue,
     headroomCaptured, gpuCostVsBestStatic, p95LatencyVsSlo, sloAttainment, switches,
-    gpuHours}, ...]} in USD, ratios and fractions 0..1 (None/null: not measurable in the run,
+    gpuHours[, headroomBySeed]}, ...]} in USD, ratios and fractions 0..1 (None/null: not measurable in the run,
     see the module docstring), plus `extra` keys."""
     doc: dict[str, Any] = dict(extra or {})
     doc["policies"] = [
@@ -236,6 +278,11 @@ def to_json(rows: Sequence[Summary], extra: dict[str, Any] | None = None) -> dic
             "gpuHours": _clean(r.gpu_hours, 2),
             "notes": list(r.notes),
         }
+        | (
+            {"headroomBySeed": [_clean(h) for h in r.headroom_by_seed]}
+            if r.headroom_by_seed
+            else {}
+        )
         for r in rows
     ]
     return doc

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from paretoscale.replay.report import (
+    average,
     headroom_captured,
     summarize,
     table,
@@ -83,3 +84,29 @@ def test_weighted_quantile() -> None:
     assert weighted_quantile(values, weights, 0.95) == 3.0
     assert weighted_quantile(values, np.zeros(4), 0.95) is None
     assert weighted_quantile(np.array([1.0, np.inf]), np.ones(2), 0.95) == np.inf
+
+
+def test_average_over_seeds_weighs_each_seed_the_same() -> None:
+    seed1 = summarize([run("static:a+hpa", 200.0, 100.0), run("p", 150.0, 40.0),
+                       run("oracle", 200.0, 0.0)], 30.0)  # fmt: skip
+    seed2 = summarize([run("static:a+hpa", 400.0, 100.0), run("p", 300.0, 40.0),
+                       run("oracle", 500.0, 0.0)], 30.0)  # fmt: skip
+    p1, p2 = seed1[1].headroom_captured, seed2[1].headroom_captured
+    assert p1 == pytest.approx(0.1) and p2 == pytest.approx(-0.2)
+    mean = {s.policy: s for s in average([seed1, seed2])}
+    assert mean["p"].headroom_captured == pytest.approx(-0.05)  # not the ratio of the means
+    assert mean["p"].headroom_by_seed == (p1, p2)
+    assert mean["p"].net_value_usd == pytest.approx((110.0 + 260.0) / 2)
+    assert mean["static:a+hpa"].gpu_cost_vs_best_static == pytest.approx(1.0)
+    assert to_json(average([seed1, seed2]))["policies"][1]["headroomBySeed"] == [
+        pytest.approx(0.1),
+        pytest.approx(-0.2),
+    ]
+    assert "headroomBySeed" not in to_json(seed1)["policies"][1]
+
+
+def test_average_refuses_seeds_that_ran_different_policies() -> None:
+    a = summarize([run("static:a+hpa", 200.0, 100.0), run("oracle", 300.0, 0.0)], 30.0)
+    b = summarize([run("static:b+hpa", 200.0, 100.0), run("oracle", 300.0, 0.0)], 30.0)
+    with pytest.raises(ValueError, match="disagree"):
+        average([a, b])
