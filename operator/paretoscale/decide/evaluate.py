@@ -334,9 +334,10 @@ def evaluate(
         hi = v.max_replicas if v.max_replicas is not None else spec.traffic.max_replicas
         n = replicas_for_rate(requests_per_s, cap, spec.traffic.target_utilization, lo, hi)
         reason = ""
-        slo_words = f"p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s"
-        if mix is not None and v.profile:
-            slo_words += f" at the observed {mix} (profiled at {profile_mix(v)})"
+        if n is None:
+            slo_words = f"p{spec.slo.percentile:g} {spec.slo.latency} <= {spec.slo.seconds:g}s"
+            if mix is not None and v.profile:
+                slo_words += f" at the observed {mix} (profiled at {profile_mix(v)})"
         if n is None and cap <= 0:
             lightest = (
                 f" ({v.profile[0].requests_per_second:g} req/s: {v.profile[0].latency_seconds:g}s)"
@@ -429,5 +430,8 @@ def _with_frontier_and_payback(
         if cost is not None and reference is not None and r.feasible:
             gain = (r.net_value_per_hour_usd - reference.net_value_per_hour_usd) * 24
             days = payback_days(float(cost), gain)
-        out.append(replace(r, on_frontier=r.name in on, payback_days=days))
+        frontier = r.name in on
+        if frontier != r.on_frontier or days != r.payback_days:
+            r = replace(r, on_frontier=frontier, payback_days=days)
+        out.append(r)
     return tuple(out)
