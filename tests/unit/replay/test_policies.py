@@ -46,7 +46,7 @@ def test_hpa_tolerance_and_bounds() -> None:
 def test_hpa_baselines_take_the_specs_scale_down_window(assistant: ModelDeploymentSpec) -> None:
     traffic = assistant.traffic.model_copy(update={"scale_down_stabilization_seconds": 600})
     spec = assistant.model_copy(update={"traffic": traffic})
-    for policy in (StaticHpa(spec, "bf16"), KedaQueue(spec, "bf16")):
+    for policy in (StaticHpa(spec, "bf16"), KedaQueue(spec, "bf16"), LlmdSloKeda(spec, "bf16")):
         m = HpaMemory(4, ((0.0, 4),))
         held = policy.decide(tick(view_with(waiting=0.0, ready=4), m, at=400.0, n=4))
         assert held.replicas == {"bf16": 4}  # 400 s: inside the spec's 600 s, past the HPA's 300
