@@ -192,13 +192,10 @@ def test_recommend_mode_creates_no_workload(kube: Cluster, operator: OperatorPro
     assert kube.status("assistant")["targetVariant"] == "fp8"
     assert kube.replicas() == {} and kube.selector("assistant") is None
     assert any(r == "Recommendation" for _, r, _ in kube.events())
-    # the operator never wrote the spec (GitOps owns it)
-    managers = {
-        m["manager"]
-        for m in kube.md("assistant")["metadata"]["managedFields"]
-        if m.get("subresource") != "status"
-    }
-    assert "paretoscale" not in managers
+    # the operator never wrote the spec (GitOps owns it); the status names it as its manager
+    fields = kube.md("assistant")["metadata"]["managedFields"]
+    assert "paretoscale" not in {m["manager"] for m in fields if m.get("subresource") != "status"}
+    assert {m["manager"] for m in fields if m.get("subresource") == "status"} == {"paretoscale"}
 
 
 def test_invalid_spec_is_reported_and_nothing_is_touched(

@@ -232,7 +232,14 @@ class Kube:
         }
         try:
             out: Any = self.custom.replace_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, body, _request_timeout=self.timeout_s
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                field_manager=FIELD_MANAGER,  # the status's managedFields name this operator
+                _request_timeout=self.timeout_s,
             )
         except client.ApiException as e:
             if e.status == 409:
