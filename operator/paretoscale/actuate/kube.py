@@ -188,11 +188,19 @@ class Kube:
         serialize: Any = self.api.sanitize_for_serialization
         return [dict(serialize(item)) for item in out.items]
 
-    def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A core/v1 Event on `obj`, as `kubectl describe` shows them."""
+    def post_event(
+        self,
+        obj: Mapping[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        at: datetime | None = None,
+    ) -> None:
+        """A core/v1 Event on `obj`, as `kubectl describe` shows them, that happened `at`
+        (default: now)."""
         self._check_write()
         meta = obj["metadata"]
-        now = datetime.now(UTC)
+        now = at or datetime.now(UTC)
         self.core.create_namespaced_event(
             meta["namespace"],
             client.CoreV1Event(

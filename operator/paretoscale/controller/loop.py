@@ -5,7 +5,8 @@ Prometheus queries per tick do not grow with the number of ModelDeployments. Obj
 decision can change go first (controller/schedule.py); once a share of the interval is
 spent, the others carry their last decision to a later tick, least recently reconciled first.
 `paretoscale_tick_deferred_modeldeployments` and `paretoscale_decision_age_max_seconds` say
-how far behind the loop is.
+how far behind the loop is. The tick's events are posted after its reconciles
+(controller/events.py), so they never hold a decision back.
 """
 
 from __future__ import annotations
@@ -58,7 +59,12 @@ async def tick_once(
             done += 1
 
     order = tick_order(signatures, schedule)
-    await asyncio.gather(*(one(k, u, signatures[k]) for k, u in order))
+    ctx.events.ticking = True
+    try:
+        await asyncio.gather(*(one(k, u, signatures[k]) for k, u in order))
+    finally:
+        ctx.events.ticking = False
+        await ctx.events.flush(ctx.kube)  # once every decision of the tick is written
     now = clock()
     ctx.metrics.tick_seconds.observe(now - started)
     ctx.metrics.modeldeployments.set(len(signatures))

@@ -48,6 +48,7 @@ from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.conflicts import apply_conflict
+from paretoscale.controller.events import EventQueue
 from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.memory import status_changed, with_memory
 from paretoscale.controller.metrics import OperatorMetrics
@@ -105,13 +106,17 @@ class Context:
     cache: Cache = field(default_factory=Cache)
     inventory: Inventory | None = None  # the cluster's GPUs (--no-gpu-inventory: None)
     objects: dict[str, ObjectMemory] = field(default_factory=dict)
+    events: EventQueue = field(default_factory=EventQueue)
 
     async def reconcile_key(self, key: Key) -> None:
         """Reconcile the cached ModelDeployment `key`, if it is still there and the cache has
-        listed every watched kind (before that, a missing object may just not be listed yet)."""
+        listed every watched kind (before that, a missing object may just not be listed yet).
+        Its events are posted at once, or at the end of the tick that is running."""
         body = self.cache.mds.get(key)
         if body is not None and self.cache.synced:
             await reconcile(self, body, self.cache.facts(key), self.cache.observed(key))
+            if not self.events.ticking:
+                await self.events.flush(self.kube)
 
 
 async def reconcile(
@@ -124,29 +129,27 @@ async def reconcile(
     Deployments' facts by variant, its rendered objects by key). Safe to call at any time;
     serialized per object.
 
-    Events are collected during the reconcile and posted at its end. A reconcile that raises
-    or outlasts `reconcile_timeout_seconds` is reported on its object (condition
-    ReconcileError, an event at most every ERROR_EVENT_INTERVAL_S) and never propagates: the
-    other objects go on."""
+    Events are queued on `ctx.events` (controller/events.py), posted after the status
+    writes. A reconcile that raises or outlasts `reconcile_timeout_seconds` is reported on
+    its object (condition ReconcileError, an event at most every ERROR_EVENT_INTERVAL_S) and
+    never propagates: the other objects go on."""
     meta = body["metadata"]
     mem = ctx.objects.setdefault(meta["uid"], ObjectMemory())
-    events: list[tuple[str, str, str]] = []
+
+    def emit(type_: str, reason: str, message: str) -> None:
+        ctx.events.emit(body, type_, reason, message)
+
     async with mem.lock:
         started = time.perf_counter()
         try:
             await asyncio.wait_for(
-                _reconcile(ctx, body, deployments, observed, lambda *e: events.append(e), mem),
+                _reconcile(ctx, body, deployments, observed, emit, mem),
                 timeout=ctx.settings.reconcile_timeout_seconds,
             )
         except Exception as e:  # TimeoutError included: report it on the object, go on
-            await report_error(ctx, body, mem, e, lambda *ev: events.append(ev))
+            await report_error(ctx, body, mem, e, emit)
         finally:
             ctx.metrics.reconcile_seconds.observe(time.perf_counter() - started)
-            for type_, reason, message in events:
-                try:
-                    await asyncio.to_thread(ctx.kube.post_event, body, type_, reason, message)
-                except Exception as e:  # an event is best effort; never fail a reconcile on it
-                    log.warning("posting event %s on %s failed: %s", reason, meta["name"], e)
 
 
 def _spec_of(ctx: Context, mem: ObjectMemory, body: Mapping[str, Any]) -> ModelDeploymentSpec:

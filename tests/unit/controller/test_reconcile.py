@@ -48,7 +48,7 @@ class FakeKube:
     def delete_deployment(self, namespace: str, name: str) -> None:
         raise AssertionError(f"unexpected delete of {name}")
 
-    def post_event(self, obj: Any, type_: str, reason: str, message: str) -> None:
+    def post_event(self, obj: Any, type_: str, reason: str, message: str, at: Any = None) -> None:
         self.events.append(reason)
 
     def replace_status(

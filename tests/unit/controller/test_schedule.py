@@ -9,6 +9,7 @@ from typing import Any
 
 from paretoscale.config import OperatorSettings
 from paretoscale.controller.cache import Cache
+from paretoscale.controller.events import EventQueue
 from paretoscale.controller.loop import tick_once
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.schedule import Schedule, load_bucket, signature, tick_order
@@ -61,6 +62,8 @@ class Ctx:
             self.cache.put_md(body(n))
         self.reconciled: list[str] = []
         self.clock = clock
+        self.events = EventQueue()
+        self.kube = None  # no events are emitted, so none are posted
 
     def latest_snapshot(self) -> None:
         return None
