@@ -35,9 +35,20 @@ class PostsEvents(Protocol):
     ) -> None: ...
 
 
+def involved(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event needs of its object: kind and name, not the whole body (a fleet's first
+    tick queues an event per object while the watch replaces their bodies in the cache)."""
+    meta = obj["metadata"]
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in ("namespace", "name", "uid") if k in meta},
+    }
+
+
 @dataclass(frozen=True)
 class Event:
-    obj: Mapping[str, Any]  # the object it is about (its metadata names it)
+    obj: Mapping[str, Any]  # what names the object it is about (`involved`)
     type: str  # Normal | Warning
     reason: str
     message: str
@@ -54,7 +65,7 @@ class EventQueue:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def emit(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        self.pending.append(Event(obj, type_, reason, message, self.clock()))
+        self.pending.append(Event(involved(obj), type_, reason, message, self.clock()))
 
     async def flush(self, kube: PostsEvents) -> int:
         """Post every pending event; returns how many were posted."""

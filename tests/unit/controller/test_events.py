@@ -112,3 +112,20 @@ def test_a_failed_post_loses_only_itself() -> None:
     kube = Recorder(failing="Broken")
     assert asyncio.run(queue.flush(kube)) == 2
     assert [r for _, r, _ in kube.posted] == ["Scaled", "Switched"]
+
+
+def test_a_queued_event_keeps_only_what_names_its_object() -> None:
+    queue = EventQueue()
+    body = {
+        "apiVersion": "paretoscale.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"namespace": "llm", "name": "a", "uid": "u-a", "labels": {"x": "y"}},
+        "spec": {"variants": ["a large spec"]},
+        "status": {"frontier": ["a large status"]},
+    }
+    queue.emit(body, "Normal", "Scaled", "")
+    assert queue.pending[0].obj == {
+        "apiVersion": "paretoscale.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"namespace": "llm", "name": "a", "uid": "u-a"},
+    }
