@@ -6,6 +6,7 @@ Nothing here runs at import time. `run_operator` is what `paretoscale run` calls
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -31,6 +32,15 @@ from paretoscale.controller.sync import resync_loop, sync_cache
 from paretoscale.observe.prometheus import poller_for
 
 log = logging.getLogger("paretoscale")
+
+# The garbage collector's generations (young allocations, then young and middle collections
+# before the next older one). With the defaults (700, 10, 10) every tick of a large fleet
+# moves its new per-object memories into the oldest generation, and a full collection, which
+# scans every cached object, followed every other tick: at 10,000 ModelDeployments 0.5 s of
+# a 3.3 s tick. With these, a full collection comes after 10,000 x 50 x 20 net allocations
+# (about every 40 minutes at 10,000 ModelDeployments); the tick costs 2.9 s. Objects the
+# tick replaces are freed by their reference counts, not by the collector.
+GC_THRESHOLDS = (10_000, 50, 20)
 
 
 def kube_from_environment(kubeconfig: str | None, timeout_s: float = 10.0) -> Kube:
@@ -72,6 +82,7 @@ async def run_operator(
     """Serve /metrics and /healthz for the whole life of the process (a standby replica
     too), then run as the leader (with --leader-election, once the Lease is held; every write
     is refused once the leader is not sure it still holds it, and it steps down)."""
+    gc.set_threshold(*GC_THRESHOLDS)
     kube = kube_from_environment(kubeconfig, settings.api_timeout_seconds)
     metrics = OperatorMetrics.create()
     start_http_server(settings.metrics_port, registry=metrics.registry)
