@@ -23,7 +23,7 @@ import logging
 from collections.abc import Sequence
 
 from paretoscale.actuate.render import LABEL_MD
-from paretoscale.controller.cache import Cache, Key
+from paretoscale.controller.cache import Cache, Key, slim
 from paretoscale.controller.handlers import MANAGED_SELECTOR, WORKLOADS
 from paretoscale.controller.inventory import Inventory
 from paretoscale.controller.reconcile import Context
@@ -85,7 +85,7 @@ async def list_inventory(ctx: Context, namespaces: Sequence[str]) -> None:
 
 
 async def _list_into(ctx: Context, cache: Cache, namespace: str | None) -> None:
-    for body in await asyncio.to_thread(ctx.kube.list_modeldeployments, namespace):
+    for body in await asyncio.to_thread(ctx.kube.list_modeldeployments, namespace, slim):
         meta = body["metadata"]
         if (meta["namespace"], meta["name"]) not in cache.mds:
             cache.put_md(body)
@@ -108,7 +108,7 @@ async def relist(ctx: Context, namespaces: Sequence[str]) -> list[Key]:
     objects: set[tuple[Key, str]] = set()
     scopes: list[str | None] = list(namespaces) or [None]
     for scope in scopes:
-        for body in await asyncio.to_thread(ctx.kube.list_modeldeployments, scope):
+        for body in await asyncio.to_thread(ctx.kube.list_modeldeployments, scope, slim):
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             mds.add(key)
             if cache.touched.get((key, ""), 0) <= since:

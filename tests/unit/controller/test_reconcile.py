@@ -31,8 +31,8 @@ class FakeKube:
         self.statuses: list[dict[str, Any]] = []
         self.events: list[str] = []
 
-    def list_modeldeployments(self, namespace: str | None) -> list[dict[str, Any]]:
-        return self.mds
+    def list_modeldeployments(self, namespace: str | None, keep: Any = dict) -> list[Any]:
+        return [keep(m) for m in self.mds]
 
     def list_workloads(self, kind: str, namespace: str | None, selector: str) -> list[Any]:
         assert selector == "app.kubernetes.io/managed-by=paretoscale"

@@ -61,7 +61,7 @@ class StoredKube(FakeKube):
         super().replace_status(namespace, name, status, version)
         return str(self.stored["metadata"]["resourceVersion"])
 
-    def list_modeldeployments(self, namespace: str | None) -> list[dict[str, Any]]:
+    def list_modeldeployments(self, namespace: str | None, keep: Any = dict) -> list[Any]:
         return copy.deepcopy(self.mds)
 
     def read_modeldeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
