@@ -83,6 +83,20 @@ def test_condition_messages_are_redacted() -> None:
     assert cond.message == "Prometheus at https://***@prom:9090: connection refused"
 
 
+def test_a_condition_set_again_stays_redacted_and_unchanged() -> None:
+    raw = "Prometheus at https://alice:s3cr3t@prom:9090: connection refused"
+    args = ("MetricsAvailable", False, "MetricsUnavailable")
+    first = set_condition([], *args, raw, "2026-12-06T00:00:00Z", 1)
+    again = set_condition(first, *args, raw, "2026-12-06T00:05:00Z", 1)
+    assert again == first and again[0].message == first[0].message  # redacted, first time kept
+    assert "s3cr3t" not in again[0].message
+    same = set_condition(again, *args, again[0].message, "2026-12-06T00:10:00Z", 1)
+    assert same[0] is again[0]  # nothing moved: the condition is not built again
+    moved = set_condition(same, *args, raw, "2026-12-06T00:10:00Z", 2)
+    assert moved[0].observed_generation == 2 and "s3cr3t" not in moved[0].message
+    assert moved[0].last_transition_time == "2026-12-06T00:00:00Z"  # the status did not flip
+
+
 def test_the_poller_never_reports_the_url_credentials() -> None:
     """A real PrometheusConnect against a closed port: the problem names the place, not the
     password."""

@@ -32,17 +32,24 @@ def set_condition(
     now_rfc3339: str,
     generation: int | None,
 ) -> list[Condition]:
-    """A new list with `type_` set; lastTransitionTime moves only when the status flips."""
+    """A new list with `type_` set; lastTransitionTime moves only when the status flips.
+    A message is redacted (an error text may carry a URL's credentials) unless it is the one
+    the condition already holds, which was."""
     if reason not in REASONS[type_]:
         raise ValueError(f"{type_} has no reason {reason!r}; known: {REASONS[type_]}")
     value = "True" if status else "False"
     old = next((c for c in conditions if c.type == type_), None)
+    if old is not None and message == old.message:
+        if (old.status, old.reason, old.observed_generation) == (value, reason, generation):
+            return list(conditions)  # as it was: no new condition to build
+    else:
+        message = redact(message)
     since = old.last_transition_time if old is not None and old.status == value else now_rfc3339
     new = Condition(
         type=type_,
         status=value,
         reason=reason,
-        message=redact(message),  # an error text may carry a URL's credentials
+        message=message,
         last_transition_time=since,
         observed_generation=generation,
     )

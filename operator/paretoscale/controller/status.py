@@ -7,6 +7,7 @@ the patch when nothing but timestamps of unchanged facts would move.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +33,10 @@ from paretoscale.tick.tick import retry_after_s as retry_after_s
 MAX_SWITCHES = 10
 
 
+@functools.lru_cache(maxsize=256)
 def rfc3339(t: float) -> str:
+    """`t` as the status writes times (memoized: a tick formats the same few instants for
+    every object)."""
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
