@@ -64,7 +64,7 @@ async def tick_once(
         await asyncio.gather(*(one(k, u, signatures[k]) for k, u in order))
     finally:
         ctx.events.ticking = False
-        await ctx.events.flush(ctx.kube)  # once every decision of the tick is written
+    await ctx.events.flush(ctx.kube)  # once every decision of the tick is written
     now = clock()
     ctx.metrics.tick_seconds.observe(now - started)
     ctx.metrics.modeldeployments.set(len(signatures))
