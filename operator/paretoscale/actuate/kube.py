@@ -11,6 +11,7 @@ Errors are raised as they come: the controller decides whether to retry.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -124,32 +125,43 @@ class Kube:
                 if e.status != 404:
                     raise
 
+    def _pages(
+        self,
+        call: Callable[..., Any],
+        *args: Any,
+        keep: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+        **query: Any,
+    ) -> list[dict[str, Any]]:
+        """Every item of a list `call`, as the API's JSON (no typed models, the same shape a
+        watch event has), each as `keep` makes it, LIST_PAGE at a time (limit and continue):
+        a large listing holds one page as the API sent it, not all of it (10,000
+        ModelDeployments are about 280 MB of parsed JSON)."""
+        found: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            raw = call(
+                *args, limit=LIST_PAGE, _continue=token, _preload_content=False,
+                _request_timeout=self.timeout_s, **query,
+            )  # fmt: skip
+            page = json.loads(raw.data)
+            found.extend(keep(item) for item in page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:  # the last page has none (or "")
+                return found
+
     def list_modeldeployments(
         self,
         namespace: str | None,
         keep: Callable[[dict[str, Any]], dict[str, Any]] = dict,
     ) -> list[dict[str, Any]]:
         """Every ModelDeployment of `namespace` (None: of the cluster), each as `keep` makes
-        it, listed LIST_PAGE at a time: a large fleet's listing holds one page as the API sent
-        it, not the whole fleet (10,000 objects are about 280 MB of parsed JSON)."""
-        found: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page: Any = (
-                self.custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, limit=LIST_PAGE, _continue=token,
-                    _request_timeout=self.timeout_s,
-                )
-                if namespace is None
-                else self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, limit=LIST_PAGE, _continue=token,
-                    _request_timeout=self.timeout_s,
-                )
-            )  # fmt: skip
-            found.extend(keep(item) for item in page.get("items", []))
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:  # the last page has none (or "")
-                return found
+        it."""
+        if namespace is None:
+            return self._pages(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
+                               keep=keep)  # fmt: skip
+        return self._pages(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, keep=keep
+        )
 
     def list_workloads(
         self, kind: str, namespace: str | None, label_selector: str
@@ -171,37 +183,21 @@ class Kube:
             ),
         }
         everywhere, in_namespace = listers[kind]
-        out: Any
         if namespace is None:
-            out = everywhere(label_selector=label_selector, _request_timeout=self.timeout_s)
-        else:
-            out = in_namespace(
-                namespace, label_selector=label_selector, _request_timeout=self.timeout_s
-            )
-        serialize: Any = self.api.sanitize_for_serialization
-        return [dict(serialize(item)) for item in out.items]
+            return self._pages(everywhere, label_selector=label_selector)
+        return self._pages(in_namespace, namespace, label_selector=label_selector)
 
     def list_nodes(self) -> list[dict[str, Any]]:
         """Every Node, as the API's JSON."""
-        out: Any = self.core.list_node(_request_timeout=self.timeout_s)
-        serialize: Any = self.api.sanitize_for_serialization
-        return [dict(serialize(item)) for item in out.items]
+        return self._pages(self.core.list_node)
 
     def list_placed_pods(self, namespace: str | None) -> list[dict[str, Any]]:
         """The pods of `namespace` (None: of the cluster) placed on a node and not finished,
         as the API's JSON."""
         selector = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
-        out: Any
         if namespace is None:
-            out = self.core.list_pod_for_all_namespaces(
-                field_selector=selector, _request_timeout=self.timeout_s
-            )
-        else:
-            out = self.core.list_namespaced_pod(
-                namespace, field_selector=selector, _request_timeout=self.timeout_s
-            )
-        serialize: Any = self.api.sanitize_for_serialization
-        return [dict(serialize(item)) for item in out.items]
+            return self._pages(self.core.list_pod_for_all_namespaces, field_selector=selector)
+        return self._pages(self.core.list_namespaced_pod, namespace, field_selector=selector)
 
     def post_event(
         self,
