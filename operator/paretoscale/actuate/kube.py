@@ -157,11 +157,10 @@ class Kube:
         """Every ModelDeployment of `namespace` (None: of the cluster), each as `keep` makes
         it."""
         if namespace is None:
-            return self._pages(self.custom.list_cluster_custom_object, GROUP, VERSION, PLURAL,
-                               keep=keep)  # fmt: skip
-        return self._pages(
-            self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, keep=keep
-        )
+            everywhere = self.custom.list_cluster_custom_object
+            return self._pages(everywhere, GROUP, VERSION, PLURAL, keep=keep)
+        in_namespace = self.custom.list_namespaced_custom_object
+        return self._pages(in_namespace, GROUP, VERSION, namespace, PLURAL, keep=keep)
 
     def list_workloads(
         self, kind: str, namespace: str | None, label_selector: str
