@@ -17,22 +17,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from paretoscale.actuate.kube import Kube
 
 log = logging.getLogger("paretoscale")
 
 CONCURRENCY = 8  # objects whose events are posted at once
-
-
-class PostsEvents(Protocol):
-    def post_event(
-        self,
-        obj: Mapping[str, Any],
-        type_: str,
-        reason: str,
-        message: str,
-        at: datetime | None = None,
-    ) -> None: ...
 
 
 def involved(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,7 +59,7 @@ class EventQueue:
     def emit(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         self.pending.append(Event(involved(obj), type_, reason, message, self.clock()))
 
-    async def flush(self, kube: PostsEvents) -> int:
+    async def flush(self, kube: Kube) -> int:
         """Post every pending event; returns how many were posted."""
         batch, self.pending = self.pending, []
         by_object: dict[str, list[Event]] = {}
