@@ -5,7 +5,12 @@ A variant is saturated when any of its replicas' own signals says the load is be
 - queue: vllm:num_requests_waiting (summed) grew, or stayed above WAITING_PER_REPLICA x
   replicas, for WAITING_TICKS consecutive ticks;
 - latency: the SLO percentile read from the histogram above the SLO (`above_slo`) for
-  LATENCY_TICKS consecutive ticks.
+  LATENCY_TICKS consecutive ticks, while more requests are in flight (running + waiting)
+  than there are replicas. With at most one request per replica the latency is the service
+  time of the requests at this mix, not queueing or batching: more replicas would not lower
+  it (a variant whose p95 with no load sits near the SLO was scaled 3 -> 11 replicas at
+  0.7 req/s that way). Such a reading blocks scale-down but adds no replica, and it is not a
+  saturated reading the live correction learns capacity from.
 Saturated: replicas go up at once, whatever the profile predicts:
     n' = max(n + 1, ceil(n x min(MAX_STEP, max(latency / SLO, (running + waiting) / running))))
 (the caller bounds n' by maxReplicas and the GPU inventory). Scale-down is allowed only when
@@ -156,11 +161,12 @@ def assess(
         why.append(
             f"{waiting:.0f} requests waiting, growing or above {bound:.0f} for {waiting_ticks} ticks"
         )
-    if over_ticks >= LATENCY_TICKS and lat is not None:
+    contended = running is None or running + (waiting or 0.0) > n
+    if over_ticks >= LATENCY_TICKS and lat is not None and contended:
         why.append(f"latency {lat.value:.3g}s above the {slo_s:g}s SLO for {over_ticks} ticks")
     if why:
         factor = 1.0
-        if lat is not None and over_ticks >= LATENCY_TICKS:
+        if lat is not None and over_ticks >= LATENCY_TICKS and contended:
             factor = max(factor, lat.value / slo_s)
         if waiting is not None and running is not None and running > 0:
             factor = max(factor, (running + waiting) / running)
@@ -170,8 +176,13 @@ def assess(
     unsure: list[str] = []
     if waiting is not None and (waiting > bound or growing):
         unsure.append(f"{waiting:.0f} requests waiting")
-    if over:
+    if over and contended:
         unsure.append("latency above the SLO")
+    elif over:
+        unsure.append(
+            "latency above the SLO with no more requests in flight than replicas "
+            "(service time, which more replicas would not lower)"
+        )
     if missing is not None and 0 < missing <= STALE_TICKS:
         unsure.append(f"signals missing for {missing} tick(s)")
     if unsure:

@@ -137,3 +137,15 @@ def test_decide_holds_scale_down_until_every_signal_agrees(spec: ModelDeployment
     assert held.scale_down is None  # the stabilization window does not start either
     freed = decide(spec, obs, state, assess("fp8", calm(), 4, SLO, SaturationMemory()))
     assert freed.scale_down is not None  # the window starts
+
+
+def test_latency_with_a_request_per_replica_at_most_adds_no_replica() -> None:
+    # p95 above the SLO with 4 requests in flight on 5 replicas: service time, not load.
+    slow = calm(latency=LatencyReading(9.0, 5.0, 10.0), running=4.0, waiting=0.0)
+    m = assess("w4a16", slow, 5, SLO, SaturationMemory()).memory
+    s = assess("w4a16", slow, 5, SLO, m)
+    assert not s.saturated and not s.calm and s.replicas == 5  # no scale-down either
+    assert "service time" in s.reason
+    # the same latency with 8 in flight on those 5 replicas is load: scale up
+    busy = assess("w4a16", calm(latency=LatencyReading(9.0, 5.0, 10.0), running=8.0), 5, SLO, m)
+    assert busy.saturated and busy.replicas == 6
