@@ -8,7 +8,12 @@ and a startup probe whose budget is twice the variant's `startupSeconds` plus a 
 is locked down by default (no ServiceAccount token, seccomp RuntimeDefault, no privilege
 escalation, every capability dropped; `template` overrides each), has a memory-backed
 /dev/shm sized from tensor parallelism, and no Service links in its environment (a Service
-named `vllm` would otherwise set VLLM_PORT, which vLLM reads as its own setting).
+named `vllm` would otherwise set VLLM_PORT, which vLLM reads as its own setting). A stopping
+pod sleeps PRESTOP_SLEEP_S in preStop before vLLM gets SIGTERM: kube-proxy, gateways and
+load balancers learn that its endpoint is gone seconds after it is, and vLLM stops accepting
+connections at SIGTERM, so without the sleep a scale-down refuses the requests routed to the
+pod in between (the `sleep` action: no binary in the image; Kubernetes >= 1.30). Only with a
+terminationGracePeriodSeconds of at least twice the sleep, so the drain keeps its time.
 One PodDisruptionBudget per variant, same name, at most one of its pods evicted at a time.
 One Service `<md>` whose selector the rollout moves. Everything carries the app.kubernetes.io
 labels; selectors use only the paretoscale.io labels (a Deployment's selector is immutable).
@@ -49,6 +54,7 @@ COMPONENT = "inference-server"
 FIELD_MANAGER = "paretoscale"
 SHM_PATH = "/dev/shm"
 PROBE_PERIOD_S = 10
+PRESTOP_SLEEP_S = 5
 # Defaults under template.podSecurityContext / containerSecurityContext (merged key by key).
 POD_SECURITY_CONTEXT: Mapping[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY_CONTEXT: Mapping[str, Any] = {
@@ -189,6 +195,8 @@ def render_deployment(
         "resources": _resources(spec, variant, gpu),
         "securityContext": {**CONTAINER_SECURITY_CONTEXT, **(t.container_security_context or {})},
     }
+    if t.termination_grace_period_seconds >= 2 * PRESTOP_SLEEP_S:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}}
     if t.env:
         container["env"] = [dict(e) for e in t.env]
     if mounts:

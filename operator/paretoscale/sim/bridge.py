@@ -4,8 +4,10 @@ generator read.
 
 Every `poll_s` seconds the bridge lists pods (and nodes, for their GPU labels), computes the
 simulators it wants (`desired_sims`, pure), starts the missing ones, stops the ones whose pod
-went away or stopped Running (SIGTERM, then SIGKILL after `grace_s`), restarts crashed ones
-with back-off, and rewrites atomically:
+went away or stopped Running, restarts crashed ones with back-off, and rewrites atomically
+the files below. Stopping is what a kubelet does: a pod's simulator leaves the files at once
+(its endpoint is gone) but keeps serving for the pod's preStop sleep, then gets SIGTERM
+(it drains in-flight requests) and SIGKILL after `grace_s`. The files:
 - `<file-sd-dir>/paretoscale-sims.json` (name configurable): Prometheus file_sd targets with labels namespace,
   pod, and the pod's labels (paretoscale.io/x -> x, others label_<sanitized>);
 - `<state-dir>/endpoints.json`: "namespace/pod" -> "127.0.0.1:port".
@@ -85,6 +87,7 @@ class SimSpec:
     gpu_type: str
     sim_flags: tuple[str, ...]
     labels: Mapping[str, str]  # Prometheus target labels
+    prestop_sleep_s: float = 0.0  # served on after the pod went away, before SIGTERM
 
     def argv(self, python: str, port: int) -> list[str]:
         return [
@@ -142,7 +145,7 @@ def desired_sims(
             if pod.env.get(env):
                 flags += [flag, pod.env[env]]
         wanted[pod.key] = SimSpec(pod.key, pod.uid, tuple(serve), gpu, tuple(flags),
-                                  target_labels(pod))  # fmt: skip
+                                  target_labels(pod), pod.prestop_sleep_s)  # fmt: skip
     return wanted, warnings
 
 
@@ -221,7 +224,8 @@ class Bridge:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
-        self._dying: list[tuple[_Child, float]] = []
+        self._dying: list[tuple[_Child, float]] = []  # SIGTERM sent; SIGKILL at the time
+        self._leaving: list[tuple[_Child, float]] = []  # in preStop; SIGTERM at the time
         self._profiling = ProfilingRunner(
             self._api, namespace=namespace, default_gpu=default_gpu, gpu_types=gpu_types,
             python=python, state_dir=self.state_dir,
@@ -252,8 +256,9 @@ class Bridge:
             self._thread.join(timeout=self.poll_s + 30)
         self._thread = None
         with self._lock:
-            children = list(self._children.values())
+            children = [*self._children.values(), *(c for c, _ in self._leaving)]
             self._children.clear()
+            self._leaving = []
         self._terminate(children)
         self._profiling.stop()
         self._write_files()
@@ -306,9 +311,9 @@ class Bridge:
                 if spec is None or spec.uid != child.spec.uid:
                     to_stop.append(child)
                     del self._children[key]
-        self._terminate(to_stop, wait=False)  # they drain in-flight requests meanwhile
-        self._reap()
         now = time.monotonic()
+        self._leaving += [(c, now + c.spec.prestop_sleep_s) for c in to_stop]
+        self._reap()
         with self._lock:
             for key, spec in wanted.items():
                 current = self._children.get(key)
@@ -352,8 +357,12 @@ class Bridge:
         return _Child(spec, port, proc, log, restarts)
 
     def _reap(self) -> None:
-        """Close what finished draining; SIGKILL what outlived the grace period."""
+        """SIGTERM what ended its preStop sleep (it drains in-flight requests meanwhile);
+        close what finished draining; SIGKILL what outlived the grace period."""
         now = time.monotonic()
+        due = [c for c, at in self._leaving if at <= now]
+        self._leaving = [(c, at) for c, at in self._leaving if at > now]
+        self._terminate(due, wait=False)
         keep = []
         for child, deadline in self._dying:
             if child.proc.poll() is None and now < deadline:

@@ -33,6 +33,7 @@ class PodInfo:
     node_name: str | None
     node_selector: Mapping[str, str]
     annotations: Mapping[str, str] = field(default_factory=dict)
+    prestop_sleep_s: float = 0.0  # the first container's preStop sleep action, if any
 
     @property
     def key(self) -> str:
@@ -66,7 +67,15 @@ def pod_info(pod: Any) -> PodInfo:
         node_name=spec.node_name if spec else None,
         node_selector=dict((spec.node_selector or {}) if spec else {}),
         annotations=dict(meta.annotations or {}),
+        prestop_sleep_s=_prestop_sleep_s(container),
     )  # fmt: skip
+
+
+def _prestop_sleep_s(container: Any) -> float:
+    """The seconds of a container's `lifecycle.preStop.sleep` action (0 without one)."""
+    hook = container.lifecycle.pre_stop if container and container.lifecycle else None
+    sleep = getattr(hook, "sleep", None) if hook else None
+    return float(sleep.seconds) if sleep and sleep.seconds else 0.0
 
 
 def vllm_serve_args(command: tuple[str, ...]) -> list[str] | None:

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from paretoscale.actuate.render import Owner, render_deployment, render_pdb, render_service
+from paretoscale.actuate.render import (
+    PRESTOP_SLEEP_S,
+    Owner,
+    render_deployment,
+    render_pdb,
+    render_service,
+)
 from paretoscale.api.accelerators import gpu_types
 from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
@@ -268,6 +274,13 @@ def test_pod_fields_pass_through() -> None:
 
 def test_termination_grace_default_leaves_time_to_drain() -> None:
     assert pod_of(render_with({}))["terminationGracePeriodSeconds"] == 120
+
+
+def test_a_stopping_pod_sleeps_before_sigterm_when_its_grace_allows() -> None:
+    vllm = pod_of(render_with({}))["containers"][0]
+    assert vllm["lifecycle"] == {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_S}}}
+    short = pod_of(render_with({"terminationGracePeriodSeconds": 2 * PRESTOP_SLEEP_S - 1}))
+    assert "lifecycle" not in short["containers"][0]  # the sleep would eat the drain
 
 
 def test_topology_spread_gets_the_variant_selector_when_it_has_none() -> None:

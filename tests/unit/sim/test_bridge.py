@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,39 @@ def test_bridge_runs_and_stops_simulators(tmp_path: Path) -> None:
     assert (state / "logs" / "demo_a.log").exists()
 
 
+def test_a_gone_pod_serves_through_its_prestop_sleep_then_stops(tmp_path: Path) -> None:
+    # A kubelet runs the preStop sleep before SIGTERM: the endpoint is gone at once, the
+    # server keeps answering what was routed to it before the removal reached the router.
+    bridge = Bridge(None, tmp_path, state_dir=tmp_path, api=object(), grace_s=5.0)
+    leaving = replace(pod("a"), prestop_sleep_s=1.5)
+    try:
+        bridge.reconcile_once([leaving], NODES)
+        endpoint = bridge.endpoints()["demo/a"]
+        _wait_healthy(endpoint)
+        proc = bridge._children["demo/a"].proc
+        bridge.reconcile_once([], NODES)
+        assert bridge.endpoints() == {}  # out of the files at once
+        assert json.loads((tmp_path / "endpoints.json").read_text()) == {}
+        with urllib.request.urlopen(f"http://{endpoint}/health", timeout=2) as r:
+            assert r.status == 200  # still serving during the sleep
+        assert proc.poll() is None
+        time.sleep(1.6)
+        bridge.reconcile_once([], NODES)  # the sleep is over: SIGTERM
+        assert proc.wait(10) is not None
+    finally:
+        bridge.stop()
+    assert proc.poll() is not None
+
+
+def test_stop_ends_simulators_still_in_their_prestop_sleep(tmp_path: Path) -> None:
+    bridge = Bridge(None, tmp_path, api=object(), grace_s=5.0)
+    bridge.reconcile_once([replace(pod("a"), prestop_sleep_s=600.0)], NODES)
+    proc = bridge._children["demo/a"].proc
+    bridge.reconcile_once([], NODES)
+    bridge.stop()  # does not wait out the sleep, leaks nothing
+    assert proc.poll() is not None
+
+
 def test_crashed_simulator_is_restarted_with_backoff(tmp_path: Path) -> None:
     bridge = Bridge(None, tmp_path, api=object())
     bad = pod("bad", command=("vllm", "serve", "meta-llama/Llama-3.1-70B-Instruct"), node="gpu-1")
@@ -235,3 +269,23 @@ def test_error_rate_reaches_the_simulator_from_env_or_the_variants_args() -> Non
     argv = wanted["demo/args"].argv("python", 1234)
     sim, _ = split_sim_flags(argv[4:])
     assert "--sim-error-rate=0.5" in sim
+
+
+def test_pod_info_reads_the_prestop_sleep() -> None:
+    from kubernetes import client
+
+    from paretoscale.sim.kube import pod_info
+
+    def v1pod(lifecycle: object) -> object:
+        c = client.V1Container(name="vllm", command=list(SERVE), lifecycle=lifecycle)
+        return client.V1Pod(
+            metadata=client.V1ObjectMeta(namespace="demo", name="a", uid="u"),
+            spec=client.V1PodSpec(containers=[c]),
+            status=client.V1PodStatus(phase="Running"),
+        )
+
+    hook = client.V1Lifecycle(
+        pre_stop=client.V1LifecycleHandler(sleep=client.V1SleepAction(seconds=5))
+    )
+    assert pod_info(v1pod(hook)).prestop_sleep_s == 5.0
+    assert pod_info(v1pod(None)).prestop_sleep_s == 0.0
