@@ -14,6 +14,10 @@ One story, in order (about five minutes):
    nothing changes, MetricsAvailable=False says why; when it is back, MetricsAvailable=True.
 The profiles in the manifest are the simulator's own (derived with `paretoscale replay
 --calibrate-profiles --tokens AzureLLMInferenceTrace_conv.csv`), so declared and real agree.
+The SLO (p95 10 s) leaves the L40S variant a third of headroom at 0.8 req/s (its p95 is
+6.4 s with no load): on a busy 2-core machine the simulators run slower, and an SLO right
+above that floor read the L40S as saturated, scaled it to 11 replicas, and so left the FP8
+target 1 pod in 12 of the Service's traffic, too little to verify within its deadline.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ metadata: {name: assistant}
 spec:
   model: meta-llama/Llama-3.1-8B-Instruct
   value: {perQualityPoint: "3.45", calibrationFactor: 0.30}
-  slo: {latency: e2e, percentile: 95, seconds: 8}
+  slo: {latency: e2e, percentile: 95, seconds: 10}
   traffic: {minReplicas: 1, maxReplicas: 16, targetUtilization: 0.8,
             expectedRequestsPerSecond: 0.8, scaleDownStabilizationSeconds: 20}
   gpus:
