@@ -8,12 +8,13 @@ process keeps the newest saturation, forecast and samples itself (`fresh`): they
 tick, and the status is written only when something else changed or the forecast's half-hour
 slot moved on (`status_changed`; figures-only changes such as new samples at most every
 STATUS_REFRESH_S), so a restart resumes from a forecast at most one slot old and from the
-samples of at most one refresh ago.
+samples of at most one refresh ago (`refresh_interval_s`: 300-600 s, spread over the fleet).
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 
 from paretoscale.api.status import (
     ForecastStatus,
@@ -159,6 +160,15 @@ def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeployment
 
 
 STATUS_REFRESH_S = 300.0  # figures-only changes are written at most this often
+
+
+def refresh_interval_s(uid: str) -> float:
+    """An object's interval between figures-only writes: STATUS_REFRESH_S to twice that,
+    fixed per object by a hash of its uid. Objects first written in the same tick (a fleet
+    the operator starts on) then refresh on different ticks: with one interval for all,
+    10,000 of them rewrote their status in one tick every 300 s (a tick of twice the CPU,
+    and 10,000 writes at once for the API server)."""
+    return STATUS_REFRESH_S * (1.0 + zlib.crc32(uid.encode()) / 2**32)
 
 
 def status_changed(

@@ -50,7 +50,7 @@ from paretoscale.controller.cache import Cache, Key
 from paretoscale.controller.conflicts import apply_conflict
 from paretoscale.controller.events import EventQueue
 from paretoscale.controller.inventory import Inventory
-from paretoscale.controller.memory import status_changed, with_memory
+from paretoscale.controller.memory import refresh_interval_s, status_changed, with_memory
 from paretoscale.controller.metrics import OperatorMetrics
 from paretoscale.controller.observing import operator_inputs, tick_options
 from paretoscale.controller.profiling import profile_step
@@ -252,7 +252,8 @@ async def _reconcile(
     # The intent first: the status records the step (its phase, target and replicas) before
     # any apply it leads to, so a crash in between resumes from the step, never from before it.
     since = now - mem.written_at if mem.written_at is not None else None
-    changed = status_changed(new, old, since) or profiling != old.profiling
+    refresh = refresh_interval_s(meta["uid"])
+    changed = status_changed(new, old, since, refresh) or profiling != old.profiling
     if changed and not await write_status(ctx, body, new, mem):
         return  # the object changed meanwhile: re-read, decide again next tick
     _report(ctx, labels, mode, old, new, outcome.decision, guard.step, emit)

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import pytest
 
 from paretoscale.api.status import ModelDeploymentStatus, SwitchRecord
-from paretoscale.controller.memory import status_changed, tick_memory, with_memory
+from paretoscale.controller.memory import (
+    STATUS_REFRESH_S,
+    refresh_interval_s,
+    status_changed,
+    tick_memory,
+    with_memory,
+)
 from paretoscale.decide.forecast import DAY_S, ForecastMemory, observe
 from paretoscale.decide.learned import MAX_SAMPLES, LearnedProfile, Sample, fit
 from paretoscale.decide.saturation import SaturationMemory
@@ -157,3 +164,13 @@ def test_a_full_window_keeps_the_status_small() -> None:
     doc = with_memory(ModelDeploymentStatus(), TickMemory(learned={"fp8": full_window()}))
     size = len(json.dumps(doc.model_dump(by_alias=True, exclude_none=True, mode="json")))
     assert size < 2560  # 64 samples: about 2.5 KB per variant that served
+
+
+def test_figures_only_refreshes_of_a_fleet_started_together_spread_over_ticks() -> None:
+    uids = [f"00000000-0000-0000-0000-{i:012d}" for i in range(10_000)]
+    intervals = [refresh_interval_s(u) for u in uids]
+    assert all(STATUS_REFRESH_S <= s < 2 * STATUS_REFRESH_S for s in intervals)
+    assert refresh_interval_s(uids[0]) == intervals[0]  # fixed per object
+    # first written in one tick, due again over the ten 30 s ticks after 300 s, not in one
+    per_tick = Counter(int(s // 30.0) for s in intervals)
+    assert len(per_tick) == 10 and max(per_tick.values()) < 2 * len(uids) / 10
