@@ -3,9 +3,9 @@ test_operator_live.py: real Prometheus scraping vLLM simulators, real HTTP throu
 Service), a load whose prompts grow 5x at the same request rate adds replicas within two
 ticks of the longer prompts showing in the token mix Prometheus reports.
 
-At 6 req/s of 1,155 + 211 tokens one FP8 replica is enough (its profile: 22 req/s within
-the 10 s SLO at that mix, 18 at the target utilization); at 5,775 + 211 tokens a request is
-about 4.5x the work (economics/work.py), so the same 6 req/s needs two, from 3x the work on.
+At 6 req/s of 1,155 + 211 tokens one FP8 replica is enough (its profile: 21 req/s within
+the 8 s SLO at that mix); at 5,775 + 211 tokens a request is about 4.5x the work
+(economics/work.py), so the same 6 req/s needs two.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def _series(
 def _fp8_only() -> dict[str, Any]:
     doc = yaml.safe_load(MANIFEST)
     doc["spec"]["variants"] = [v for v in doc["spec"]["variants"] if v["name"] == "fp8"]
+    doc["spec"]["slo"]["seconds"] = 8  # the SLO its timing was set at (the live test has 10 s)
     doc["spec"]["traffic"]["expectedRequestsPerSecond"] = RATE_RPS
     return dict(doc)
 
@@ -136,7 +137,7 @@ def test_prompts_grow_5x_at_the_same_rate(live: dict[str, Any], cluster: Any) ->
         f"observed {s.get('observed')}; tokens/request {[(round(t - t0), round(m)) for t, m in mix][-40:]}"
     )
     # replicas were added for the longer prompts at most two ticks after Prometheus showed
-    # them (the work model asks for a second replica at ~3x the work, before the mix has
+    # them (the work model asks for a second replica at ~2.5x the work, before the mix has
     # fully grown; +1 s: the status' times are whole seconds)
     assert grown is not None, detail
     assert t_up <= grown + 2 * TICK_S + 1, detail
