@@ -5,8 +5,8 @@ A variant is saturated when any of its replicas' own signals says the load is be
 - queue: vllm:num_requests_waiting (summed) grew, or stayed above WAITING_PER_REPLICA x
   replicas, for WAITING_TICKS consecutive ticks;
 - latency: the SLO percentile read from the histogram above the SLO (`above_slo`) for
-  LATENCY_TICKS consecutive ticks, while more requests are in flight (running + waiting)
-  than there are replicas. With at most one request per replica the latency is the service
+  LATENCY_TICKS consecutive ticks, while requests wait or more run than there are
+  replicas. With no queue and at most one request per replica the latency is the service
   time of the requests at this mix, not queueing or batching: more replicas would not lower
   it (a variant whose p95 with no load sits near the SLO was scaled 3 -> 11 replicas at
   0.7 req/s that way). Such a reading blocks scale-down but adds no replica, and it is not a
@@ -161,7 +161,7 @@ def assess(
         why.append(
             f"{waiting:.0f} requests waiting, growing or above {bound:.0f} for {waiting_ticks} ticks"
         )
-    contended = running is None or running + (waiting or 0.0) > n
+    contended = running is None or (waiting or 0.0) >= 1 or running > n
     if over_ticks >= LATENCY_TICKS and lat is not None and contended:
         why.append(f"latency {lat.value:.3g}s above the {slo_s:g}s SLO for {over_ticks} ticks")
     if why:

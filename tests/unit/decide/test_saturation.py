@@ -149,3 +149,6 @@ def test_latency_with_a_request_per_replica_at_most_adds_no_replica() -> None:
     # the same latency with 8 in flight on those 5 replicas is load: scale up
     busy = assess("w4a16", calm(latency=LatencyReading(9.0, 5.0, 10.0), running=8.0), 5, SLO, m)
     assert busy.saturated and busy.replicas == 6
+    # and with a queue on some replica, whatever runs: queueing
+    queued = calm(latency=LatencyReading(9.0, 5.0, 10.0), running=3.0, waiting=1.0)
+    assert assess("w4a16", queued, 5, SLO, m).saturated
