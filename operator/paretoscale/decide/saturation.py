@@ -180,8 +180,8 @@ def assess(
         unsure.append("latency above the SLO")
     elif over:
         unsure.append(
-            "latency above the SLO with no more requests in flight than replicas "
-            "(service time, which more replicas would not lower)"
+            "latency above the SLO with no queue and no more requests running than "
+            "replicas (service time, which more replicas would not lower)"
         )
     if missing is not None and 0 < missing <= STALE_TICKS:
         unsure.append(f"signals missing for {missing} tick(s)")
