@@ -17,6 +17,7 @@ import math
 import zlib
 
 from paretoscale.api.status import (
+    Condition,
     ForecastStatus,
     LearnedProfileStatus,
     LearnedSamples,
@@ -195,6 +196,15 @@ def _key(s: ModelDeploymentStatus) -> dict[str, object]:
     return doc
 
 
+# Conditions whose message is what a reader acts on, not words about figures: the Pending
+# pods CapacityPending names (a pod added to the list is written at once, not at the refresh).
+MESSAGE_IS_SUBSTANCE = frozenset({"CapacityPending"})
+
+
+def _message_if_substance(c: Condition) -> str | None:
+    return c.message if c.type in MESSAGE_IS_SUBSTANCE else None
+
+
 def substance(s: ModelDeploymentStatus) -> tuple[object, ...]:
     """What a reader or a restarted operator acts on: the decision (variant and replicas;
     its action and reasons are words about the same choice), the rollout, each condition's type/status/reason, each variant's feasibility
@@ -209,7 +219,10 @@ def substance(s: ModelDeploymentStatus) -> tuple[object, ...]:
         s.replicas,
         (d.variant, d.replicas) if d else None,
         s.rollout.model_dump(exclude={"message"}),
-        tuple((c.type, c.status, c.reason, c.observed_generation) for c in s.conditions),
+        tuple(
+            (c.type, c.status, c.reason, c.observed_generation, _message_if_substance(c))
+            for c in s.conditions
+        ),
         tuple((v.name, v.feasible, v.on_frontier, v.replicas, v.basis) for v in s.frontier),
         tuple((w.to_variant, w.at, w.outcome) for w in s.last_switches),
         tuple(sorted((k, _sig(v, 2)) for k, v in s.capacity_corrections.items())),

@@ -174,3 +174,17 @@ def test_figures_only_refreshes_of_a_fleet_started_together_spread_over_ticks() 
     # first written in one tick, due again over the ten 30 s ticks after 300 s, not in one
     per_tick = Counter(int(s // 30.0) for s in intervals)
     assert len(per_tick) == 10 and max(per_tick.values()) < 2 * len(uids) / 10
+
+
+def test_a_pod_added_to_capacity_pending_is_written_at_once() -> None:
+    def pending(*pods: str) -> ModelDeploymentStatus:
+        message = f"{len(pods)} pod(s) Pending, unschedulable: " + "; ".join(pods)
+        cond = {"type": "CapacityPending", "status": "True", "reason": "Unschedulable",
+                "message": message, "lastTransitionTime": "2026-12-06T09:00:00Z"}  # fmt: skip
+        return ModelDeploymentStatus.model_validate({"conditions": [cond]})
+
+    old = pending("fp8-a", "fp8-b")
+    assert status_changed(pending("fp8-a", "fp8-b", "fp8-c"), old, since_write_s=1.0)
+    assert not status_changed(pending("fp8-a", "fp8-b"), old, since_write_s=1.0)
+    # other conditions' words still wait for the refresh
+    assert not status_changed(_serving(11.0), _serving(10.0), since_write_s=1.0)
