@@ -1,38 +1,43 @@
 """What one live reading says about a variant's capacity relative to its declared one (pure).
 
 Where a variant serves, its observed latency at its observed per-replica load says how fast it
-really is relative to its profile (economics.capacity.corrected_capacity_factor). Rules, each
-learned from trace replay (docs/replay.md):
-- learn only from a replica loaded to at least half its *profiled* capacity, and only where
-  the profile is steep (latency 10% above its lightest point): at light load latency barely
-  moves with load, so inverting a p95 read from coarse vLLM buckets (5 s .. 10 s) amplifies
-  noise; measuring against the corrected capacity fed on itself down to the clamp;
+really is relative to its profile. Rules, each learned from trace replay (docs/replay.md):
+- a latency read from a histogram is only known to lie in its bucket (lower, upper]; the value
+  inside it is histogram_quantile's linear interpolation, which assumes requests spread evenly
+  over the bucket. vLLM's buckets are wide (e2e: 2.5, 5, 10 s) and a latency tail puts most of
+  a bucket's requests near its lower edge, so the interpolation reads high: the simulator's
+  8B fp8 p95 reads 5-40% above the true one between half its capacity and its limit, and
+  inverting that value as a point made a profile measured on the simulator itself look
+  10-20% slow. So for a profiled variant a reading says only this (`bucket_factor`): with R
+  the profile's inverse, reality is in the bucket at the observed rate r for every factor in
+  [r / R(upper), r / R(lower)) (an end the profile cannot place is open; a percentile above
+  the profile's last latency bounds the factor by r / its last rate). The factor in use
+  inside that interval: nothing to learn, wherever the value lies in the bucket; outside it:
+  the nearest end. Where that end is the SLO (within EDGE_NEAR), the reading must be beyond
+  noise (saturation.above_slo / below_slo: with the share of requests within the SLO where
+  the SLO is an edge, else interpolated past saturation.DECISIVE of the bucket), else a noisy
+  reading would move the factor one way only. Elsewhere a reading that crossed an edge by noise puts
+  the factor at that edge, which is where the truth is when noise can cross it (requiring
+  the value DECISIVE of the bucket there too learned almost nothing from a pessimistic
+  profile: the interpolation sits high in a bucket);
+- bucket readings teach only from a replica loaded to at least EDGE_MIN_LOAD_SHARE of its
+  profiled capacity: below it, a miss of the percentile is the tail of the request mix (a few
+  long requests, whose latency more replicas do not shorten), not the load (on the 70B
+  example, learning from half the capacity up cost 0.8 points of net value against no
+  correction, from 80% up it gained 0.1);
+- where the SLO is one of the histogram's edges and the reading carries the share of
+  requests within it, the evidence is that share, not the quantile (which jumps across
+  buckets on noise): the factor moves only when the percentile is beyond noise on the other
+  side of the SLO than the profile predicts at the observed load (rate / factor), and then to
+  measured = rate / profiled capacity at the SLO;
 - one observation moves the factor by at most 2x either way;
-- a latency above the profile's highest point at a rate below its last point bounds the
-  factor from above (rate / last rate): the profile cannot be inverted there, but it is clear
-  that reality is slower;
+- a reading without a bucket (`measured_factor`) is inverted as a point
+  (economics.capacity.corrected_capacity_factor), only from a replica loaded to at least
+  MIN_LOAD_SHARE of its profiled capacity and where the profile is steep (latency 10% above
+  its lightest point); a latency above the profile's highest point at a rate below its last
+  point bounds the factor from above (rate / last rate);
 - a variant estimated by the FLOP proxy (no profile) learns only when it misses the SLO:
   then its capacity is at most the observed rate.
-- where the SLO is one of the histogram's edges, the histogram says which share of requests
-  met it: the evidence is that share, not the quantile (which jumps across buckets on
-  noise). The SLO splits latency into (.., SLO] and (SLO, ..): the factor moves only when the
-  percentile is beyond noise on the other side of the SLO than the profile predicts at the
-  observed load (rate / factor), and then to measured = rate / profiled capacity at the SLO;
-- a latency read from a histogram is only known to lie in its bucket (lower, upper]; where
-  the SLO sits on or near one of the reading's bucket edges (saturation.on_edge), the
-  interpolated value inside the bucket says nothing about the speed (with the SLO at an edge,
-  most requests fall in the bucket below it and the p95 interpolates to just under the edge
-  at any load). Then the factor moves only when the profile's prediction at the observed
-  load (rate / factor) lies outside the bucket, and only as far as the nearest edge:
-  measured = rate / the rate at which the profile reaches that edge. The reading must be
-  beyond noise (saturation.above_slo / below_slo: against the SLO edge, the share of requests
-  within the SLO differs from the percentile by more than sampling noise; against another
-  edge, the value is DECISIVE of the bucket away from it), else a noisy reading would move
-  the factor one way only, toward whatever the load happens to be. Both learn only from a
-  replica loaded to at least EDGE_MIN_LOAD_SHARE of its profiled capacity: below it, a miss
-  of the percentile is the tail of the request mix (a few long requests, whose latency more
-  replicas do not shorten), not the load (on the 70B example, learning from half the capacity
-  up cost 0.8 points of net value against no correction, from 80% up it gained 0.1);
 - at saturation (decide/saturation.py) a replica completes what it can: the completions per
   replica are its throughput at the current token mix, which is at least its capacity at the
   SLO. So capacity at the SLO <= observed completions per replica, and the factor is bounded
@@ -44,12 +49,13 @@ of them, kept in status, so a restart keeps what was learned.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from paretoscale.api.accelerators import BUILTIN, GpuTypes
-from paretoscale.api.types import ModelDeploymentSpec
+from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
 from paretoscale.decide.evaluate import profile_curve, spec_capacity
-from paretoscale.decide.saturation import DECISIVE, EDGE_NEAR, above_slo, below_slo, on_edge
+from paretoscale.decide.saturation import EDGE_NEAR, above_slo, below_slo
 from paretoscale.decide.types import LatencyReading
 from paretoscale.economics.capacity import (
     capacity_at_slo_rps,
@@ -139,27 +145,42 @@ def evidence_factor(
         if capacity <= 0 or not (slower or faster):
             return None
         return min(2 * factor, max(factor / 2, rate / capacity))
-    if v.profile and on_edge(ev.latency, slo):
-        rates, lats = profile_curve(v, spec.slo.latency, mix)
-        capacity = capacity_at_slo_rps(rates, lats, slo)
-        if capacity > 0 and rate < EDGE_MIN_LOAD_SHARE * capacity:
-            return None
-        predicted = latency_at_rate_s(rates, lats, rate / factor)
-        lo, hi, value = ev.latency.lower_edge, ev.latency.upper_edge, ev.latency.value
-        if predicted is None or lo <= predicted <= hi:
-            return None
-        if predicted < lo and not (
-            above_slo(ev.latency, slo, q) if near(lo, slo) else value >= lo + DECISIVE * (hi - lo)
-        ):
-            return None
-        if predicted > hi and not (
-            below_slo(ev.latency, slo, q) if near(hi, slo) else value <= hi - DECISIVE * (hi - lo)
-        ):
-            return None
-        at = rate_at_latency_rps(rates, lats, hi if predicted > hi else lo)
-        if at is None or at <= 0:
-            return None
-        return min(2 * factor, max(factor / 2, rate / at))
+    if v.profile and ev.latency.lower_edge < ev.latency.upper_edge:
+        return bucket_factor(spec, v, ev, factor, mix)
     if not v.profile and not above_slo(ev.latency, slo, q):
         return None  # an estimate learns only from a (decisive) SLO miss
     return measured_factor(spec, variant, rate, ev.latency.value, factor, mix)
+
+
+def bucket_factor(
+    spec: ModelDeploymentSpec,
+    v: VariantSpec,
+    ev: Evidence,
+    factor: float,
+    mix: TokenMix | None = None,
+) -> float | None:
+    """What a histogram reading says of a profiled variant's speed: only that the percentile
+    lies in its bucket (lower, upper] (module docstring). With R the profile's inverse (the
+    rate at which it predicts a latency), reality at the observed rate r is in the bucket for
+    every factor k in [r / R(upper), r / R(lower)); a bound the profile cannot place is open
+    (0, or +inf), except that a percentile above the profile's last latency bounds k by
+    r / its last rate. `factor` inside the interval: nothing; else the nearest end, once the
+    reading is beyond noise where that end is the SLO."""
+    assert ev.latency is not None
+    slo, rate, q = spec.slo.seconds, ev.rate_per_replica, spec.slo.percentile / 100.0
+    rates, lats = profile_curve(v, spec.slo.latency, mix)
+    capacity = capacity_at_slo_rps(rates, lats, slo)
+    if capacity <= 0 or rate < EDGE_MIN_LOAD_SHARE * capacity:
+        return None
+    lo, hi = ev.latency.lower_edge, ev.latency.upper_edge
+    at_hi = rate_at_latency_rps(rates, lats, hi)
+    at_lo = rate_at_latency_rps(rates, lats, lo)
+    fastest = rate / at_hi if at_hi else 0.0
+    slowest = rate / at_lo if at_lo else (rate / rates[-1] if lo >= max(lats) else math.inf)
+    if factor < fastest and not (near(hi, slo) and not below_slo(ev.latency, slo, q)):
+        measured = fastest
+    elif factor > slowest and not (near(lo, slo) and not above_slo(ev.latency, slo, q)):
+        measured = slowest
+    else:
+        return None
+    return min(2 * factor, max(factor / 2, measured))

@@ -50,21 +50,6 @@ DECISIVE = 0.5
 Z = 2.0
 
 
-def on_edge(reading: LatencyReading, slo_s: float) -> bool:
-    """Whether the SLO sits on (within EDGE_NEAR of) an edge of the reading's bucket."""
-    if reading.lower_edge == reading.upper_edge:
-        return False
-    edges = (
-        (reading.lower_edge,)
-        if reading.in_overflow_bucket
-        else (
-            reading.lower_edge,
-            reading.upper_edge,
-        )
-    )
-    return any(abs(e - slo_s) <= EDGE_NEAR * slo_s for e in edges)
-
-
 def _noise(q: float, n: float) -> float:
     return Z * math.sqrt(q * (1 - q) / n)
 

@@ -108,3 +108,25 @@ def test_an_estimate_learns_only_from_a_clear_miss(spec: ModelDeploymentSpec) ->
     missed = LatencyReading(0.045, 0.025, 0.05)
     got = evidence_factor(spec, "int8-w8a8", Evidence(3.0, missed), 1.0)
     assert got is not None and got < 1.0
+
+
+ASSISTANT = Path(__file__).parents[3] / "examples" / "assistant-llama-8b.yaml"
+
+
+def test_a_reading_says_only_its_bucket_wherever_the_interpolation_falls() -> None:
+    # the 8B's e2e SLO (8 s) sits inside vLLM's (5, 10] bucket; fp8's profile predicts 7.0 s
+    # at 14 req/s
+    spec = parse_manifests(ASSISTANT.read_text(), str(ASSISTANT))[0].spec
+    rates, lats = profile(spec, "fp8")
+    for value in (5.2, 7.0, 9.8):  # in the predicted bucket: nothing, however high it reads
+        assert evidence_factor(spec, "fp8", Evidence(14.0, LatencyReading(value, 5, 10)), 1) is None
+    # a bucket below the prediction: reality reaches 5 s only past 14 req/s, the profile at
+    # R(5) = 10.2: the factor moves to the nearest end of what the bucket allows, 14 / R(5)
+    at_5 = rate_at_latency_rps(rates, lats, 5.0)
+    assert at_5 is not None
+    faster = evidence_factor(spec, "fp8", Evidence(14.0, LatencyReading(4.9, 2.5, 5)), 1.0)
+    assert faster == pytest.approx(14.0 / at_5)
+    assert evidence_factor(spec, "fp8", Evidence(14.0, LatencyReading(4.9, 2.5, 5)), 1.4) is None
+    # above the profile's last latency (9.1 s): slower than it says anywhere, k <= 14 / 18
+    slower = evidence_factor(spec, "fp8", Evidence(14.0, LatencyReading(11.0, 10, 15)), 1.0)
+    assert slower == pytest.approx(14.0 / rates[-1])

@@ -150,17 +150,18 @@ def test_failed_verification_rolls_back(
 
 
 def test_live_correction_is_the_operators(assistant: ModelDeploymentSpec) -> None:
-    # fp8 x 2 Ready: 8 req/s per replica at p95 4.95 s, where the profile says 10.095 req/s
+    # fp8 x 2 Ready: 14 req/s per replica with every request in (4, 5] (p95 4.95 s), where
+    # the profile predicts 7.0 s: reality reaches 5 s past 14 req/s, the profile at 10.19
     scrapes = Scrapes(20, 4, (4.0, 5.0, 10.0), True, seed=0)  # 8 s SLO: not an edge
     scrapes.rate_noise[:] = 1.0
     scrapes.ready[:, 1] = 2
-    scrapes.completions[:, 1] = 2 * 8.0 * 30
+    scrapes.completions[:, 1] = 2 * 14.0 * 30
     assert scrapes.hist is not None
-    scrapes.hist[:, 1] = [0, 480, 0, 0]  # every request in (4, 5]: p95 = 4 + 0.95 = 4.95
-    view = PromView(scrapes, 19, 30.0, 1, 4, 16.0)
+    scrapes.hist[:, 1] = [0, 840, 0, 0]  # every request in (4, 5]: p95 = 4 + 0.95 = 4.95
+    view = PromView(scrapes, 19, 30.0, 1, 4, 28.0)
     m = OperatorMemory(TickMemory(RolloutState("Stable", "fp8"), variant_since=0.0), {"fp8": 2})
-    out = Paretoscale(assistant).decide(at(16.0, 570.0, m, {"fp8": 2}, view=view))
-    measured = 8.0 / (10 + 0.05 / 4.2 * 8)  # corrected_capacity_factor
+    out = Paretoscale(assistant).decide(at(28.0, 570.0, m, {"fp8": 2}, view=view))
+    measured = 14.0 / (10 + 0.1 / 4.2 * 8)  # bucket_factor: 14 / R(5)
     (sample,) = memory(out).tick.learned["fp8"].samples
     assert sample.factor == pytest.approx(measured, abs=1e-4) and not sample.bound
     assert sample.at == 570.0 and sample.latency_s == pytest.approx(4.95)
@@ -168,6 +169,6 @@ def test_live_correction_is_the_operators(assistant: ModelDeploymentSpec) -> Non
     w = 4.95 / 8
     expected = math.exp(math.log(measured) * w / (w + PRIOR_WEIGHT))
     assert memory(out).corrections["fp8"] == pytest.approx(expected, abs=1e-4)
-    off = Paretoscale(assistant, correction=False).decide(at(16.0, 570.0, m, {"fp8": 2}, view=view))
+    off = Paretoscale(assistant, correction=False).decide(at(28.0, 570.0, m, {"fp8": 2}, view=view))
     assert memory(off).corrections == {}
     assert np.isfinite(measured)
