@@ -44,6 +44,7 @@ from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.evaluate import (
     calibration_warning,
     evaluate,
+    inventory_now,
     keeps_up_ratio,
     unproven_factors,
 )
@@ -115,7 +116,7 @@ def delivered(
 def _fallback(
     spec: ModelDeploymentSpec,
     evals: tuple[VariantEval, ...],
-    active: str | None,
+    state: CurrentState,
     blocked: Mapping[str, str],
     rate: float,
     gpus_now: Mapping[str, int] | None,
@@ -126,12 +127,22 @@ def _fallback(
     it delivers (`delivered`), never the maximum replicas of a variant that serves nothing
     within the SLO. The active variant stays while it is `dwelling` (has run less than
     minDwellSeconds) or unless another's net value is higher by more than switchMargin of
-    the active one's hourly cost; one just rolled back is not chosen (any, if all were)."""
-    candidates = [e for e in evals if e.name not in blocked] or list(evals)
+    the active one's hourly cost; one just rolled back is not chosen (any, if all were).
+    Another variant must fit beside the active one (a rollout runs both until the target is
+    Ready): on the active's GPU type it has only the GPUs the active does not hold, and one
+    without room for a replica there is not chosen."""
     variants = {v.name: v for v in spec.variants}
+    active = state.active
+    beside = _beside(spec, state, gpus_now)
+    candidates = [e for e in evals if e.name not in blocked] or list(evals)
+    candidates = [
+        e for e in candidates
+        if e.name == active
+        or beside.get(e.gpu_type, variants[e.name].gpu.count) >= variants[e.name].gpu.count
+    ] or candidates  # fmt: skip
     options = [
         delivered(
-            spec, e, rate, gpus_now,
+            spec, e, rate, gpus_now if e.name == active else beside,
             keeps_up_ratio(
                 spec, variants[e.name], obs.tokens_per_request, obs.token_mix, obs.gpu_types
             ),
@@ -147,6 +158,18 @@ def _fallback(
             if dwelling or gain <= spec.rollout.switch_margin * cost:
                 return f
     return best
+
+
+def _beside(
+    spec: ModelDeploymentSpec, state: CurrentState, gpus_now: Mapping[str, int] | None
+) -> dict[str, int]:
+    """GPUs per type a new variant can use while the active one still runs its replicas."""
+    room = inventory_now(spec, gpus_now)
+    active = next((v for v in spec.variants if v.name == state.active), None)
+    if active is not None and active.gpu.type in room:
+        held = state.replicas * active.gpu.count
+        room[active.gpu.type] = max(0, room[active.gpu.type] - held)
+    return room
 
 
 # Before a day of load is known (no forecast path), a choice must pay over a load a quarter
@@ -320,7 +343,7 @@ def decide(
             )
             is not None
         )
-        f = _fallback(spec, evals, state.active, blocked, rate, obs.gpus_available, dwelling, obs)
+        f = _fallback(spec, evals, state, blocked, rate, obs.gpus_available, dwelling, obs)
         chosen, n = f.variant, f.replicas
         reasons.append(
             f"no variant meets the SLO at {rate:.2f} req/s; running {chosen.name} at "

@@ -230,6 +230,24 @@ def test_a_fleet_that_falls_behind_its_arrivals_serves_nothing_within_the_slo(
     assert delivered(spec, fp8, 35.0, gpus, ratio).served_rps == 0.0
 
 
+def test_the_fallback_never_picks_a_variant_that_cannot_start_beside_the_active_one(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """bf16-eagle3 x1 holds the cluster's one H100 at 18 req/s, where nothing meets the SLO.
+    fp8 x1 (x1.3) would deliver the most, but a rollout runs both until the target is Ready,
+    and there is no H100 beside the active one: its pod would stay Pending until the ready
+    timeout. The fallback runs the L40S variant; from the L40S variant (the H100 free) it
+    runs fp8."""
+    factors = {"fp8": 1.3, "w4a16-l40s": 0.46}
+    gpus = {"H100": 1, "L40S": 8}
+    eagle = CurrentState(active="bf16-eagle3", replicas=1, variant_since=0.0)
+    one = decide(spec, obs(18.0, gpus_available=gpus, capacity_factors=factors), eagle)
+    assert not one.slo_met and (one.variant, one.replicas) == ("w4a16-l40s", 8)
+    l40s = CurrentState(active="w4a16-l40s", replicas=8, variant_since=0.0)
+    free = decide(spec, obs(18.0, gpus_available=gpus, capacity_factors=factors), l40s)
+    assert not free.slo_met and (free.variant, free.replicas) == ("fp8", 1)
+
+
 def test_an_unreachable_slo_never_runs_the_priciest_variant_at_max_replicas(
     spec: ModelDeploymentSpec,
 ) -> None:
