@@ -16,10 +16,10 @@ really is relative to its profile. Rules, each learned from trace replay (docs/r
   the nearest end. Where that end is the SLO (within EDGE_NEAR), the reading must be beyond
   noise (saturation.above_slo / below_slo: with the share of requests within the SLO where
   the SLO is an edge, else interpolated past saturation.DECISIVE of the bucket), else a noisy
-  reading would move the factor one way only. Elsewhere a reading that crossed an edge by noise puts
-  the factor at that edge, which is where the truth is when noise can cross it (requiring
-  the value DECISIVE of the bucket there too learned almost nothing from a pessimistic
-  profile: the interpolation sits high in a bucket);
+  reading would move the factor one way only. Elsewhere a reading that crossed an edge by
+  noise puts the factor at that edge, which is where the truth is when noise can cross it
+  (requiring the value DECISIVE of the bucket there too learned almost nothing from a
+  pessimistic profile: the interpolation sits high in a bucket);
 - bucket readings teach only from a replica loaded to at least EDGE_MIN_LOAD_SHARE of its
   profiled capacity: below it, a miss of the percentile is the tail of the request mix (a few
   long requests, whose latency more replicas do not shorten), not the load (on the 70B
@@ -146,7 +146,7 @@ def evidence_factor(
             return None
         return min(2 * factor, max(factor / 2, rate / capacity))
     if v.profile and ev.latency.lower_edge < ev.latency.upper_edge:
-        return bucket_factor(spec, v, ev, factor, mix)
+        return bucket_factor(spec, v, rate, ev.latency, factor, mix)
     if not v.profile and not above_slo(ev.latency, slo, q):
         return None  # an estimate learns only from a (decisive) SLO miss
     return measured_factor(spec, variant, rate, ev.latency.value, factor, mix)
@@ -155,31 +155,31 @@ def evidence_factor(
 def bucket_factor(
     spec: ModelDeploymentSpec,
     v: VariantSpec,
-    ev: Evidence,
+    rate: float,
+    reading: LatencyReading,
     factor: float,
     mix: TokenMix | None = None,
 ) -> float | None:
     """What a histogram reading says of a profiled variant's speed: only that the percentile
     lies in its bucket (lower, upper] (module docstring). With R the profile's inverse (the
-    rate at which it predicts a latency), reality at the observed rate r is in the bucket for
+    rate at which it predicts a latency), reality at the observed `rate` r is in the bucket for
     every factor k in [r / R(upper), r / R(lower)); a bound the profile cannot place is open
     (0, or +inf), except that a percentile above the profile's last latency bounds k by
     r / its last rate. `factor` inside the interval: nothing; else the nearest end, once the
     reading is beyond noise where that end is the SLO."""
-    assert ev.latency is not None
-    slo, rate, q = spec.slo.seconds, ev.rate_per_replica, spec.slo.percentile / 100.0
+    slo, q = spec.slo.seconds, spec.slo.percentile / 100.0
     rates, lats = profile_curve(v, spec.slo.latency, mix)
     capacity = capacity_at_slo_rps(rates, lats, slo)
     if capacity <= 0 or rate < EDGE_MIN_LOAD_SHARE * capacity:
         return None
-    lo, hi = ev.latency.lower_edge, ev.latency.upper_edge
+    lo, hi = reading.lower_edge, reading.upper_edge
     at_hi = rate_at_latency_rps(rates, lats, hi)
     at_lo = rate_at_latency_rps(rates, lats, lo)
     fastest = rate / at_hi if at_hi else 0.0
     slowest = rate / at_lo if at_lo else (rate / rates[-1] if lo >= max(lats) else math.inf)
-    if factor < fastest and not (near(hi, slo) and not below_slo(ev.latency, slo, q)):
+    if factor < fastest and not (near(hi, slo) and not below_slo(reading, slo, q)):
         measured = fastest
-    elif factor > slowest and not (near(lo, slo) and not above_slo(ev.latency, slo, q)):
+    elif factor > slowest and not (near(lo, slo) and not above_slo(reading, slo, q)):
         measured = slowest
     else:
         return None
