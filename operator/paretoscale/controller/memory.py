@@ -208,9 +208,9 @@ def _message_if_substance(c: Condition) -> str | None:
 def substance(s: ModelDeploymentStatus) -> tuple[object, ...]:
     """What a reader or a restarted operator acts on: the decision (variant and replicas;
     its action and reasons are words about the same choice), the rollout, each condition's
-    type/status/reason (and CapacityPending's message: the pods it names), each variant's feasibility
-    and replicas, the memory's counters and windows, corrections to two significant digits,
-    the forecast's slot; not the figures that move with every scrape."""
+    type/status/reason (and CapacityPending's message: the pods it names), each variant's
+    feasibility and replicas, the memory's counters and windows, corrections to two
+    significant digits, the forecast's slot; not the figures that move with every scrape."""
     d, sat = s.decision, s.saturation
     return (
         s.observed_generation,
