@@ -12,7 +12,12 @@ from dataclasses import replace
 from paretoscale.api.accelerators import BUILTIN, GpuTypes
 from paretoscale.api.admission import weight_precision
 from paretoscale.api.types import ModelDeploymentSpec, VariantSpec
-from paretoscale.decide.types import DEFAULT_TOKENS_PER_REQUEST, CapacityBasis, VariantEval
+from paretoscale.decide.types import (
+    DEFAULT_TOKENS_PER_REQUEST,
+    CapacityBasis,
+    HeldGpus,
+    VariantEval,
+)
 from paretoscale.economics.capacity import (
     BYTES_PER_PARAMETER,
     capacity_at_slo_rps,
@@ -296,6 +301,15 @@ def inventory_now(
     }
 
 
+def _room(inventory: Mapping[str, int], v: VariantSpec, held: HeldGpus | None) -> int:
+    """GPUs of v's type v can have: the inventory, less what the serving variant holds when
+    v is another variant on its type."""
+    free = inventory[v.gpu.type]
+    if held is not None and held.variant != v.name and held.gpu_type == v.gpu.type:
+        return max(0, free - held.count)
+    return free
+
+
 def evaluate(
     spec: ModelDeploymentSpec,
     requests_per_s: float,
@@ -306,13 +320,16 @@ def evaluate(
     mix: TokenMix | None = None,
     gpus_now: Mapping[str, int] | None = None,
     gpus: GpuTypes = BUILTIN,
+    held: HeldGpus | None = None,
 ) -> tuple[VariantEval, ...]:
     """Every variant at `requests_per_s`, with the frontier marked among the feasible ones.
 
     `blocked` maps variants that may not be chosen now (a rollout to them just failed) to why.
     `mix`: the observed token mix; capacities are scaled to it (variant_capacity).
     `gpus_now`: GPUs per type the cluster can give now (inventory()); a variant that needs
-    more is not feasible. `gpus`: the GPU type mapping (variant_capacity's FLOP proxy).
+    more is not feasible. `held`: GPUs the serving variant holds; every other variant on
+    their type has only the rest (a rollout runs both until the new one is Ready).
+    `gpus`: the GPU type mapping (variant_capacity's FLOP proxy).
     """
     prices = gpu_prices(spec, live_prices)
     inventory = inventory_now(spec, gpus_now)
@@ -367,7 +384,7 @@ def evaluate(
                 f"({cap:.2f} req/s each at the SLO)"
             )
             n = hi
-        elif n * v.gpu.count > inventory[v.gpu.type]:
+        elif n * v.gpu.count > _room(inventory, v, held):
             where = (
                 "in the cluster now"
                 if gpus_now and inventory[v.gpu.type] == gpus_now.get(v.gpu.type)
@@ -377,6 +394,11 @@ def evaluate(
                 f"needs {n * v.gpu.count} {v.gpu.type} GPUs, "
                 f"{inventory[v.gpu.type]} available {where}"
             )
+            if _room(inventory, v, held) < inventory[v.gpu.type] and held is not None:
+                reason += (
+                    f", {_room(inventory, v, held)} of them beside the {held.count} "
+                    f"{held.variant} holds until a rollout to {v.name} is Ready"
+                )
         elif blocked and v.name in blocked:
             reason = blocked[v.name]
         cost = hourly_cost_usd(n, v.gpu.count, prices[v.gpu.type])

@@ -4,7 +4,9 @@ Spec + observation + current state -> Decision, pure. The load is the observed d
 (arrivals where measured, else completions; Observation.demand_per_s) and capacities are read
 at the observed token mix (evaluate.py). The best variant is the feasible one
 (meets the SLO at the needed replicas within its bounds and the GPU inventory: spec.gpus,
-lowered to what the cluster shows, Observation.gpus_available) with the
+lowered to what the cluster shows, Observation.gpus_available; for a variant other than the
+one running, only the GPUs of its type that the running one does not hold, since a rollout
+runs both until the new one is Ready) with the
 highest net value per hour; ties go to higher quality, then lower cost, then name, so the
 choice is on the frontier. Variants are compared for the fleet that will run: at the
 provisioning rate (the rate raised to the forecast, `provisioning_rate`), and with the
@@ -59,7 +61,14 @@ from paretoscale.decide.guards import (
 )
 from paretoscale.decide.replicas import floored, replica_bounds, surge, within_noise
 from paretoscale.decide.saturation import Saturation
-from paretoscale.decide.types import Action, CurrentState, Decision, Observation, VariantEval
+from paretoscale.decide.types import (
+    Action,
+    CurrentState,
+    Decision,
+    HeldGpus,
+    Observation,
+    VariantEval,
+)
 from paretoscale.economics.money import usd
 
 
@@ -133,7 +142,7 @@ def _fallback(
     without room for a replica there is not chosen."""
     variants = {v.name: v for v in spec.variants}
     active = state.active
-    beside = _beside(spec, state, gpus_now)
+    beside = _beside(spec, held_gpus(spec, state), gpus_now)
     candidates = [e for e in evals if e.name not in blocked] or list(evals)
     candidates = [
         e for e in candidates
@@ -160,15 +169,22 @@ def _fallback(
     return best
 
 
+def held_gpus(spec: ModelDeploymentSpec, state: CurrentState) -> HeldGpus | None:
+    """GPUs the active variant's replicas hold while they run (CurrentState.running); None
+    when nothing runs."""
+    v = next((v for v in spec.variants if v.name == state.active), None)
+    if v is None or not state.running or state.replicas <= 0:
+        return None
+    return HeldGpus(v.name, v.gpu.type, state.replicas * v.gpu.count)
+
+
 def _beside(
-    spec: ModelDeploymentSpec, state: CurrentState, gpus_now: Mapping[str, int] | None
+    spec: ModelDeploymentSpec, held: HeldGpus | None, gpus_now: Mapping[str, int] | None
 ) -> dict[str, int]:
     """GPUs per type a new variant can use while the active one still runs its replicas."""
     room = inventory_now(spec, gpus_now)
-    active = next((v for v in spec.variants if v.name == state.active), None)
-    if active is not None and active.gpu.type in room:
-        held = state.replicas * active.gpu.count
-        room[active.gpu.type] = max(0, room[active.gpu.type] - held)
+    if held is not None and held.gpu_type in room:
+        room[held.gpu_type] = max(0, room[held.gpu_type] - held.count)
     return room
 
 
@@ -191,14 +207,15 @@ def _along(
     blocked: Mapping[str, str],
     rates: tuple[float, ...],
     factors: Mapping[str, float],
+    held: HeldGpus | None,
 ) -> list[dict[str, VariantEval]]:
-    """Every variant evaluated at each of `rates` with `factors` (`choice_factors`), by
-    name."""
+    """Every variant evaluated at each of `rates` with `factors` (`choice_factors`) and the
+    GPUs the active one `held`, by name."""
     out = []
     for r in rates:
         evals = evaluate(
             spec, r, obs.usd_per_gpu_hour, factors, obs.tokens_per_request,
-            blocked, obs.token_mix, obs.gpus_available, obs.gpu_types,
+            blocked, obs.token_mix, obs.gpus_available, obs.gpu_types, held,
         )  # fmt: skip
         out.append({e.name: e for e in evals})
     return out
@@ -242,6 +259,7 @@ def _ranked(
     ahead: RateForecast | None,
     evals: tuple[VariantEval, ...],
     factors: Mapping[str, float],
+    held: HeldGpus | None,
 ) -> tuple[VariantEval, ...]:
     """The evaluations variants are ranked and compared by: at the provisioning rate, so the
     choice is made for the replicas that will run (a variant that fits this minute's load
@@ -252,7 +270,7 @@ def _ranked(
         return evals
     ranked = evaluate(
         spec, at, obs.usd_per_gpu_hour, factors, obs.tokens_per_request,
-        blocked, obs.token_mix, obs.gpus_available, obs.gpu_types,
+        blocked, obs.token_mix, obs.gpus_available, obs.gpu_types, held,
     )  # fmt: skip
     return ranked if best_variant(ranked) is not None else evals
 
@@ -287,6 +305,8 @@ def decide(
     live = demand is not None
     rate = demand if demand is not None else spec.traffic.expected_requests_per_second
     blocked = {k: v for k, v in state.recently_failed.items() if k != state.active}
+    held = held_gpus(spec, state)
+    beside = _beside(spec, held, obs.gpus_available)
     evals = evaluate(
         spec,
         rate,
@@ -297,11 +317,12 @@ def decide(
         obs.token_mix,
         obs.gpus_available,
         obs.gpu_types,
+        held,
     )
     warning = calibration_warning(spec)
     by_name = {e.name: e for e in evals}
     factors = choice_factors(spec, obs, state.active)
-    ranked = _ranked(spec, obs, blocked, rate, ahead, evals, factors)
+    ranked = _ranked(spec, obs, blocked, rate, ahead, evals, factors, held)
     by_rank = {e.name: e for e in ranked}
     best_ranked = best_variant(ranked)
     best = by_name[best_ranked.name] if best_ranked is not None else None
@@ -360,7 +381,7 @@ def decide(
         else:
             basis = "" if live else " (spec.traffic.expectedRequestsPerSecond; no metrics yet)"
             reasons.append(f"first rollout at {rate:.2f} req/s{basis}")
-        along = _along(spec, obs, blocked, expected_rates(rate, ahead), factors)
+        along = _along(spec, obs, blocked, expected_rates(rate, ahead), factors, held)
         start = by_name[(best_over(ranked, along) or best).name]
         reasons.append(
             f"{_money(start)}: highest net value of the feasible variants over the load "
@@ -371,14 +392,14 @@ def decide(
     if best.name != current.name:
         if not current.feasible:
             reasons.append(f"{current.name} {current.reason}; switching to {_money(best)}")
-            return done(best, floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
+            return done(best, floored(spec, best, ahead, reasons, beside), "switch")
         cutover = cutover_seconds(
             next(v.startup_seconds for v in spec.variants if v.name == best.name),
             spec.rollout.verify_seconds,
             spec.rollout.drain_grace_seconds,
         )
         now_c, now_b = by_rank[current.name], by_rank[best.name]
-        held = (
+        hold_why = (
             margin_guard(now_c, now_b, spec.rollout.switch_margin)
             or dwell_guard(
                 current.name, state.variant_since, obs.at, spec.rollout.min_dwell_seconds
@@ -388,19 +409,19 @@ def decide(
                 now_c, now_b,
                 [
                     (by[current.name], by[best.name])
-                    for by in _along(spec, obs, blocked, expected_rates(rate, ahead), factors)
+                    for by in _along(spec, obs, blocked, expected_rates(rate, ahead), factors, held)
                 ],
                 spec.rollout.switch_margin,
             )
         )  # fmt: skip
-        if held is None:
+        if hold_why is None:
             gain = now_b.net_value_per_hour_usd - now_c.net_value_per_hour_usd
             reasons.append(
                 f"switching {current.name} -> {best.name}: +${gain:.2f}/h net "
                 f"({_money(now_c)}; {_money(now_b)})"
             )
-            return done(best, floored(spec, best, ahead, reasons, obs.gpus_available), "switch")
-        reasons.append(f"staying on {current.name}: {held}")
+            return done(best, floored(spec, best, ahead, reasons, beside), "switch")
+        reasons.append(f"staying on {current.name}: {hold_why}")
     else:
         reasons.append(f"{_money(current)}: highest net value of the feasible variants")
 

@@ -138,6 +138,19 @@ class CurrentState:
     pods_loading: bool = False
     # Variants whose rollout failed recently -> why; not chosen again until the dwell passes.
     recently_failed: Mapping[str, str] = field(default_factory=dict)
+    # The active variant's replicas run and hold their GPUs (Auto mode); in Recommend mode
+    # nothing the operator recommends runs, so another variant has every GPU.
+    running: bool = True
+
+
+@dataclass(frozen=True)
+class HeldGpus:
+    """GPUs the serving variant holds while a rollout to another runs both: on its type,
+    another variant has only the rest."""
+
+    variant: str
+    gpu_type: str
+    count: int
 
 
 @dataclass(frozen=True)

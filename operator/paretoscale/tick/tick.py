@@ -119,6 +119,7 @@ def tick(
         rollout_in_progress=state0.phase != "Stable",
         pods_loading=active_facts.ready < active_facts.desired,
         recently_failed=recently_failed(memory.rolled_back, now, retry_after_s(spec.rollout)),
+        running=opts.mode == "Auto",
     )
     live = obs.demand_per_s is not None
 

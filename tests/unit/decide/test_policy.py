@@ -248,6 +248,24 @@ def test_the_fallback_never_picks_a_variant_that_cannot_start_beside_the_active_
     assert not free.slo_met and (free.variant, free.replicas) == ("fp8", 1)
 
 
+def test_a_switch_goes_only_where_the_target_can_start_beside_the_active_one(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """bf16-eagle3 x1 holds the cluster's one H100; at 10 req/s it needs two. fp8 x1 would
+    serve it best, but its pod could not start until bf16-eagle3's is gone, and a rollout
+    runs both until the target is Ready: the switch goes to the L40S variant, and fp8's
+    evaluation says why. In Recommend mode nothing holds the H100, and fp8 is recommended."""
+    gpus = {"H100": 1, "L40S": 8}
+    eagle = CurrentState(active="bf16-eagle3", replicas=1, variant_since=0.0)
+    auto = decide(spec, obs(10.0, gpus_available=gpus), eagle)
+    assert (auto.variant, auto.action, auto.slo_met) == ("w4a16-l40s", "switch", True)
+    fp8 = auto.evaluation("fp8")
+    assert not fp8.feasible
+    assert "0 of them beside the 1 bf16-eagle3 holds" in fp8.reason
+    recommend = CurrentState(active="bf16-eagle3", replicas=1, variant_since=0.0, running=False)
+    assert decide(spec, obs(10.0, gpus_available=gpus), recommend).variant == "fp8"
+
+
 def test_an_unreachable_slo_never_runs_the_priciest_variant_at_max_replicas(
     spec: ModelDeploymentSpec,
 ) -> None:
