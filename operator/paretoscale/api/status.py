@@ -175,6 +175,13 @@ class ForecastStatus(_Status):
     margin: float = Field(1.0, description="Error margin: a high quantile of actual/forecast.")
     error_sum: float = Field(0.0, description="Sum of absolute percentage errors.")
     errors: int = Field(0, description="Forecasts scored.")
+    rate: float | None = Field(None, description="Last rate observed: persistence's level.")
+    due_rate_rps: float = Field(0.0, description="Persistence's forecast under test.")
+    due_trend_rps: float = Field(0.0, description="The trend's forecast under test.")
+    error_rate: float | None = Field(None, description="Persistence's mean |log(actual/forecast)|.")
+    error_trend: float | None = Field(
+        None, description="The trend's mean |log(actual/forecast)|; used while lower."
+    )
 
 
 class ProfilePointStatus(_Status):

@@ -38,6 +38,10 @@ def _sig(x: float, digits: int = 4) -> float:
     return round(x, digits - 1 - math.floor(math.log10(abs(x))))
 
 
+def _opt_sig(x: float | None) -> float | None:
+    return None if x is None else _sig(x)
+
+
 def tick_memory(status: ModelDeploymentStatus, fresh: TickMemory | None = None) -> TickMemory:
     """The tick's memory from the last status; saturation, forecast and the learned profiles'
     samples from `fresh` (this process's newest) when there is one."""
@@ -122,6 +126,11 @@ def _forecast(f: ForecastStatus | None) -> ForecastMemory:
         margin=f.margin,
         error_sum=f.error_sum,
         errors=f.errors,
+        rate=f.rate,
+        due_rate_rps=f.due_rate_rps,
+        due_trend_rps=f.due_trend_rps,
+        error_rate=f.error_rate,
+        error_trend=f.error_trend,
     )
 
 
@@ -150,6 +159,11 @@ def with_memory(status: ModelDeploymentStatus, m: TickMemory) -> ModelDeployment
             margin=_sig(f.margin),
             error_sum=_sig(f.error_sum),
             errors=f.errors,
+            rate=_opt_sig(f.rate),
+            due_rate_rps=_sig(f.due_rate_rps),
+            due_trend_rps=_sig(f.due_trend_rps),
+            error_rate=_opt_sig(f.error_rate),
+            error_trend=_opt_sig(f.error_trend),
         )
         if f.at is not None
         else None

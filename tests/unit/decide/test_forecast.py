@@ -1,9 +1,11 @@
-"""The short-horizon rate forecast: Holt's trend on a ramp, the same hour of earlier days once
-a day is known, an error margin that grows with misses, and a memory of bounded size."""
+"""The short-horizon rate forecast: Holt's trend on a ramp, the rate itself where it scores
+better, the same hour of earlier days once a day is known, an error margin that grows with
+misses, and a memory of bounded size."""
 
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -15,6 +17,7 @@ from paretoscale.decide.forecast import (
     observe,
     path,
     predict,
+    trend_chosen,
     upper,
 )
 
@@ -46,6 +49,21 @@ def test_holt_follows_a_ramp_ahead() -> None:
     got = predict(m, 630)
     assert got is not None and got == pytest.approx(expected, rel=0.03)
     assert got > ramp(m.at)  # ahead of the current rate
+
+
+def test_a_load_that_jumps_and_stays_is_forecast_by_the_rate_itself() -> None:
+    """A load that moves to a new level every 15 minutes (2-8 req/s) and stays there: the
+    trend extrapolates each jump over the horizon and trails it, and scores worse than the
+    rate read now, so the forecast in use is the rate. On the smooth ramp above the trend
+    scores better and is the one used."""
+    rng = random.Random(7)
+    levels = [rng.uniform(2.0, 8.0) for _ in range(30)]
+    m = run(lambda t: levels[int(t // 900)] * rng.uniform(0.97, 1.03), 6 * 3600, 600)
+    assert m.error_rate is not None and m.error_trend is not None
+    assert m.error_rate < m.error_trend and not trend_chosen(m)
+    assert predict(m, 600) == pytest.approx(m.rate) and m.rate != m.level
+    ramp = run(lambda t: 1.0 + t / 600.0, 3 * 3600, 630)
+    assert trend_chosen(ramp)
 
 
 def test_flat_load_forecasts_itself_and_scores_near_zero_error() -> None:
