@@ -384,7 +384,7 @@ def evaluate(
                 f"({cap:.2f} req/s each at the SLO)"
             )
             n = hi
-        elif n * v.gpu.count > _room(inventory, v, held):
+        elif n * v.gpu.count > (room := _room(inventory, v, held)):
             where = (
                 "in the cluster now"
                 if gpus_now and inventory[v.gpu.type] == gpus_now.get(v.gpu.type)
@@ -394,10 +394,10 @@ def evaluate(
                 f"needs {n * v.gpu.count} {v.gpu.type} GPUs, "
                 f"{inventory[v.gpu.type]} available {where}"
             )
-            if _room(inventory, v, held) < inventory[v.gpu.type] and held is not None:
+            if held is not None and room < inventory[v.gpu.type]:
                 reason += (
-                    f", {_room(inventory, v, held)} of them beside the {held.count} "
-                    f"{held.variant} holds until a rollout to {v.name} is Ready"
+                    f", {room} of them beside the {held.count} {held.variant} holds until "
+                    f"a rollout to {v.name} is Ready"
                 )
         elif blocked and v.name in blocked:
             reason = blocked[v.name]
