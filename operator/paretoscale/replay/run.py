@@ -235,10 +235,16 @@ def run_policy(sc: Scenario, policy: Policy, progress: Progress | None = None) -
             notes = (*notes, f"live capacity factors at the end: {shown}")
         f = memory.tick.forecast
         if f.mape is not None:
+            scores = (
+                f"; |log(actual/forecast)| at the end: the rate {f.error_rate:.3f}, "
+                f"its trend {f.error_trend:.3f}"
+                if f.error_rate is not None and f.error_trend is not None
+                else ""
+            )
             notes = (
                 *notes,
                 f"rate forecast at the startup horizon: MAPE {f.mape:.1%} over {f.errors} "
-                f"forecasts, margin x{f.margin:.2f} at the end",
+                f"forecasts, margin x{f.margin:.2f} at the end{scores}",
             )
     else:
         switches = _changes(primary)
