@@ -181,14 +181,16 @@ def observe(
         slot_n=slot_n + 1,
     )
     if out.due_at is None:
-        p = predict(out, horizon_s)
+        by_rate = _forecast_from(out, horizon_s, False)
+        by_trend = _forecast_from(out, horizon_s, True)
+        p = by_trend if trend_chosen(out) else by_rate
         if p is not None:
             out = replace(
                 out,
                 due_at=at + horizon_s,
                 due_rps=p,
-                due_rate_rps=_forecast_from(out, horizon_s, False) or 0.0,
-                due_trend_rps=_forecast_from(out, horizon_s, True) or 0.0,
+                due_rate_rps=by_rate or 0.0,
+                due_trend_rps=by_trend or 0.0,
             )
     return out
 
