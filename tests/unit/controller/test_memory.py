@@ -17,7 +17,7 @@ from paretoscale.controller.memory import (
     tick_memory,
     with_memory,
 )
-from paretoscale.decide.forecast import DAY_S, ForecastMemory, observe
+from paretoscale.decide.forecast import DAY_S, ForecastMemory, observe, trend_chosen
 from paretoscale.decide.learned import MAX_SAMPLES, LearnedProfile, Sample, fit
 from paretoscale.decide.saturation import SaturationMemory
 from paretoscale.tick.memory import RolledBack, TickMemory
@@ -38,6 +38,11 @@ def test_saturation_and_forecast_survive_a_restart() -> None:
     assert back.saturation == sat
     f, g = back.forecast, m.forecast
     assert f.slot == g.slot and f.errors == g.errors and f.at == g.at
+    # the two forecasts' scores, so the one in use is the same after the restart
+    assert g.error_rate is not None and g.error_trend is not None
+    assert f.error_rate == pytest.approx(g.error_rate, rel=1e-3)
+    assert f.error_trend == pytest.approx(g.error_trend, rel=1e-3)
+    assert f.rate == pytest.approx(g.rate, rel=1e-3) and trend_chosen(f) == trend_chosen(g)
     assert f.level is not None and g.level is not None
     assert math.isclose(f.level, g.level, rel_tol=1e-3)
     assert all(
