@@ -6,6 +6,8 @@ from these; `paretoscale plan` prints them; the operator writes them to status.
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -330,7 +332,64 @@ def evaluate(
     more is not feasible. `held`: GPUs the serving variant holds; every other variant on
     their type has only the rest (a rollout runs both until the new one is Ready).
     `gpus`: the GPU type mapping (variant_capacity's FLOP proxy).
+
+    The last result per spec object is remembered (`_LAST`) for as long as that spec object
+    lives: an idle ModelDeployment, or one whose load, prices and inventory did not move, is
+    evaluated with the same inputs every tick, and gets the same tuple back without the work.
     """
+    key = (
+        requests_per_s,
+        _items(live_prices),
+        _items(corrections),
+        tokens_per_request,
+        _items(blocked),
+        mix,
+        _items(gpus_now),
+        held,
+    )
+    last = _LAST.get(id(spec))
+    ref = last[0] if last is not None and last[0]() is spec else None
+    if ref is not None and last is not None and last[1] is gpus and last[2] == key:
+        return last[3]
+    out = _evaluate(
+        spec, requests_per_s, live_prices, corrections, tokens_per_request, blocked, mix,
+        gpus_now, gpus, held,
+    )  # fmt: skip
+    if ref is None:
+        ref = weakref.ref(spec, functools.partial(_forget, id(spec)))
+    _LAST[id(spec)] = (ref, gpus, key, out)
+    return out
+
+
+def _forget(spec_id: int, _: object) -> None:
+    _LAST.pop(spec_id, None)
+
+
+# id(spec) -> (a weak reference to the spec, gpus, the other inputs, the result). The entry
+# goes when its spec does (a new generation parsed, the object deleted), before its id can
+# be reused; the memo holds no spec alive.
+_LAST: dict[
+    int,
+    tuple[weakref.ref[ModelDeploymentSpec], GpuTypes, tuple[object, ...], tuple[VariantEval, ...]],
+] = {}
+
+
+def _items(m: Mapping[str, object] | None) -> tuple[tuple[str, object], ...] | None:
+    return None if m is None else tuple(sorted(m.items()))
+
+
+def _evaluate(
+    spec: ModelDeploymentSpec,
+    requests_per_s: float,
+    live_prices: Mapping[str, float],
+    corrections: Mapping[str, float],
+    tokens_per_request: float | None,
+    blocked: Mapping[str, str] | None,
+    mix: TokenMix | None,
+    gpus_now: Mapping[str, int] | None,
+    gpus: GpuTypes,
+    held: HeldGpus | None,
+) -> tuple[VariantEval, ...]:
     prices = gpu_prices(spec, live_prices)
     inventory = inventory_now(spec, gpus_now)
     calibration = spec_calibration(spec)
