@@ -405,8 +405,9 @@ def scale_down_of(status: ModelDeploymentStatus) -> ScaleDown | None:
 def recently_failed(
     status: ModelDeploymentStatus, now: float, min_dwell_s: float
 ) -> dict[str, str]:
-    """Variants rolled back from within the last min dwell, with why (from lastSwitches); the
-    tick's rule (tick/tick.py), read from the status."""
+    """Variants not to be tried again yet, with why (from lastSwitches): the tick's rule
+    (tick/tick.py `recently_failed`, with `min_dwell_s` as its retry interval), read from the
+    status."""
     rolled = tuple(
         RolledBack(sw.to_variant, at, sw.reason)
         for sw in status.last_switches

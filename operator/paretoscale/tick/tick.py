@@ -16,7 +16,8 @@ calls this, applies `step.fleet` and reports. Rules that live here and nowhere e
   decided for it (memory; "hold" keeps them), at its Deployment's replicas only when none is
   recorded; in Recommend mode the last recommendation;
 - a variant rolled back within retry_after_s (the longer of the minimum dwell and two ready
-  timeouts) is not chosen again;
+  timeouts) is not chosen again, twice as long per earlier rollback of it the memory holds,
+  at most MAX_BACKOFF times (`recently_failed`);
 - the learned profiles take samples from a variant with no request waiting (with a backlog, the
   latency is an earlier overload's) and outside the overflow bucket; from the serving variant
   at saturation too, when its latency misses the SLO (then completions per replica bound its
@@ -67,19 +68,31 @@ def retry_after_s(rollout: RolloutSpec) -> float:
     return float(max(rollout.min_dwell_seconds, 2 * rollout.ready_timeout_seconds))
 
 
+MAX_BACKOFF = 8  # a variant that keeps failing waits at most this many retry intervals
+
+
 def recently_failed(
     rolled_back: tuple[RolledBack, ...], now: float, retry_s: float
 ) -> dict[str, str]:
-    """Variants rolled back within the last retry_s, with why (newest reason first)."""
+    """Variants not to be tried again yet, with why: rolled back within retry_s of its newest
+    rollback, doubled for each earlier rollback of the same variant the memory still holds
+    (at most MAX_BACKOFF x retry_s). A rollout that keeps timing out for lack of traffic at
+    night, or failing verification on a profile that is too optimistic, is not started again
+    every retry interval on the same evidence."""
     out: dict[str, str] = {}
-    for r in rolled_back:
-        if now - r.at < retry_s:
-            out.setdefault(
-                r.variant,
+    for r in rolled_back:  # newest first
+        if r.variant in out:
+            continue
+        earlier = sum(1 for x in rolled_back if x.variant == r.variant) - 1
+        wait = retry_s * min(MAX_BACKOFF, 2**earlier)
+        if now - r.at < wait:
+            out[r.variant] = (
                 f"rolled back at {rfc3339(r.at)} ({r.reason}); "
-                f"not retried before {rfc3339(r.at + retry_s)}",
+                f"not retried before {rfc3339(r.at + wait)}"
             )
-    return out
+        else:
+            out[r.variant] = ""
+    return {k: v for k, v in out.items() if v}
 
 
 def held(

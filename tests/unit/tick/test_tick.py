@@ -1,5 +1,6 @@
-"""tick(): Recommend mode applies nothing, a rollback is remembered and blocks a retry, and
-the forecast floor starts slow replicas before the ramp needs them."""
+"""tick(): Recommend mode applies nothing, a rollback is remembered and blocks a retry (longer
+for a variant that keeps failing), and the forecast floor starts slow replicas before the
+ramp needs them."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from paretoscale.api.manifest import parse_manifests
 from paretoscale.api.types import ModelDeploymentSpec
 from paretoscale.decide.types import LatencyReading, Observation, VariantSignals
 from paretoscale.rollout.machine import RolloutState, VariantFacts
-from paretoscale.tick.memory import TickMemory, TickOptions
-from paretoscale.tick.tick import retry_after_s, tick
+from paretoscale.tick.memory import RolledBack, TickMemory, TickOptions
+from paretoscale.tick.tick import MAX_BACKOFF, recently_failed, retry_after_s, tick
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -56,6 +57,24 @@ def test_a_rollback_is_remembered_and_not_retried(spec70: ModelDeploymentSpec) -
     again = tick(spec70, out.memory, Observation(at=later, requests_per_s=0.5), facts, later)
     ngram = again.decision.evaluation("bf16-ngram")
     assert not ngram.feasible and "rolled back at" in ngram.reason
+
+
+def test_a_variant_that_keeps_failing_waits_longer_each_time() -> None:
+    retry = 2400.0
+    once = (RolledBack("w4a16", 0.0, "not enough traffic"),)
+    assert "w4a16" in recently_failed(once, retry - 1, retry)
+    assert recently_failed(once, retry + 1, retry) == {}
+    # the second rollback (newest first) doubles the wait after it, the third doubles it again
+    twice = (RolledBack("w4a16", 10_000.0, "verification failed"), *once)
+    assert "verification failed" in recently_failed(twice, 10_000.0 + 2 * retry - 1, retry)["w4a16"]
+    assert recently_failed(twice, 10_000.0 + 2 * retry + 1, retry) == {}
+    many = tuple(RolledBack("w4a16", 100_000.0 - 5_000.0 * i, "x") for i in range(8))
+    cap = 100_000.0 + MAX_BACKOFF * retry
+    assert "w4a16" in recently_failed(many, cap - 1, retry)
+    assert recently_failed(many, cap + 1, retry) == {}
+    # another variant's failures do not lengthen this one's wait
+    other = (RolledBack("fp8", 50_000.0, "x"), RolledBack("fp8", 40_000.0, "x"), *once)
+    assert set(recently_failed(other, retry + 1, retry)) == {"fp8"}
 
 
 def ramp_run(spec: ModelDeploymentSpec, forecast: bool) -> list[tuple[float, float, int]]:
