@@ -1,6 +1,6 @@
-"""The scenario suite: every file in bench/scenarios parses and names files of the repo; the
-pieces a scenario adds to a replay (a window of a rate series, a token switch, day-for-day
-AWS prices, inventory events) do what the files say."""
+"""The scenario suite: every file in bench/scenarios (and bench/heldout) parses and names files
+of the repo; the pieces a scenario adds to a replay (a window of a rate series, a token
+switch, day-for-day AWS prices, inventory events) do what the files say."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from paretoscale.replay.traces import RateSeries
 
 ROOT = Path(__file__).parents[3]
 FILES = scenario_files(ROOT / "bench" / "scenarios")
+HELD_OUT = scenario_files(ROOT / "bench" / "heldout")
 
 
 def test_the_suite_has_the_scenarios_of_the_issue() -> None:
@@ -37,7 +38,7 @@ def test_the_suite_has_the_scenarios_of_the_issue() -> None:
             "70b-morning-ramp"} <= names  # fmt: skip
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+@pytest.mark.parametrize("path", FILES + HELD_OUT, ids=[f.stem for f in FILES + HELD_OUT])
 def test_scenario_file_parses_and_names_repo_files(path: Path) -> None:
     sf = load_scenario(path)
     assert sf.name == path.stem and sf.description
