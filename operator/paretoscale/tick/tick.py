@@ -80,9 +80,11 @@ def recently_failed(
     night, or failing verification on a profile that is too optimistic, is not started again
     every retry interval on the same evidence."""
     out: dict[str, str] = {}
-    for r in rolled_back:  # newest first
-        if r.variant in out:
+    seen: set[str] = set()
+    for r in rolled_back:  # newest first: each variant's newest rollback decides
+        if r.variant in seen:
             continue
+        seen.add(r.variant)
         earlier = sum(1 for x in rolled_back if x.variant == r.variant) - 1
         wait = retry_s * min(MAX_BACKOFF, 2**earlier)
         if now - r.at < wait:
@@ -90,9 +92,7 @@ def recently_failed(
                 f"rolled back at {rfc3339(r.at)} ({r.reason}); "
                 f"not retried before {rfc3339(r.at + wait)}"
             )
-        else:
-            out[r.variant] = ""
-    return {k: v for k, v in out.items() if v}
+    return out
 
 
 def held(

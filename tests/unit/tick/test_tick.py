@@ -64,7 +64,7 @@ def test_a_variant_that_keeps_failing_waits_longer_each_time() -> None:
     once = (RolledBack("w4a16", 0.0, "not enough traffic"),)
     assert "w4a16" in recently_failed(once, retry - 1, retry)
     assert recently_failed(once, retry + 1, retry) == {}
-    # the second rollback (newest first) doubles the wait after it, the third doubles it again
+    # a second rollback (newest first) doubles the wait after it; eight wait MAX_BACKOFF x
     twice = (RolledBack("w4a16", 10_000.0, "verification failed"), *once)
     assert "verification failed" in recently_failed(twice, 10_000.0 + 2 * retry - 1, retry)["w4a16"]
     assert recently_failed(twice, 10_000.0 + 2 * retry + 1, retry) == {}
