@@ -30,18 +30,24 @@ def fresh(spec: ModelDeploymentSpec, *args: object, **kw: object) -> tuple[ev.Va
     )  # fmt: skip
 
 
+def count_evaluations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, ...]]:
+    """From now on, each evaluation done afresh (not remembered) appends its arguments."""
+    calls: list[tuple[object, ...]] = []
+    real = ev._evaluate
+
+    def counted(*a: object) -> tuple[ev.VariantEval, ...]:
+        calls.append(a)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ev, "_evaluate", counted)
+    return calls
+
+
 def test_the_same_inputs_give_the_same_result_without_evaluating_again(
     spec: ModelDeploymentSpec, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = ev.evaluate(spec, 12.0, {"H100": 6.88}, {"fp8": 1.2})
-    calls: list[float] = []
-    real = ev._evaluate
-
-    def counted(*a: object) -> tuple[ev.VariantEval, ...]:
-        calls.append(a[1])  # type: ignore[arg-type]
-        return real(*a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ev, "_evaluate", counted)
+    calls = count_evaluations(monkeypatch)
     assert ev.evaluate(spec, 12.0, {"H100": 6.88}, {"fp8": 1.2}) is first
     assert calls == []
     assert first == fresh(spec, 12.0, {"H100": 6.88}, {"fp8": 1.2})
@@ -69,14 +75,7 @@ def test_any_input_that_moves_evaluates_again(
     kw = {k: v for k, v in args.items() if k not in ("rate", "prices", "factors")}
     expected = fresh(spec, args["rate"], args["prices"], args["factors"], **kw)
     ev.evaluate(spec, 12.0, {"H100": 6.88}, {"fp8": 1.2})
-    calls: list[object] = []
-    real = ev._evaluate
-
-    def counted(*a: object) -> tuple[ev.VariantEval, ...]:
-        calls.append(a)
-        return real(*a)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(ev, "_evaluate", counted)
+    calls = count_evaluations(monkeypatch)
     after = ev.evaluate(
         spec, args["rate"], args["prices"], args["factors"],  # type: ignore[arg-type]
         kw.get("tokens"), kw.get("blocked"), kw.get("mix"), kw.get("gpus_now"),  # type: ignore[arg-type]
