@@ -32,8 +32,10 @@ value at the capacity it really delivers runs: the value of the requests it serv
 SLO at the replicas it can have (none where they fall behind the arrivals: past the
 throughput the performance model gives, the queue grows), minus their cost (the active one
 unless another is better by switchMargin of its cost); a variant that serves nothing within
-the SLO runs at its fewest replicas, never its maximum. A calibration from abTests outside (0, 1] is clamped, and the
-last reason says so.
+the SLO runs at its fewest replicas, never its maximum. When that is the serving variant, its
+count passes the same saturation guard, loading pods and stabilization window as any
+(`_guarded`): a saturated fleet past every SLO is not scaled down. A calibration from abTests
+outside (0, 1] is clamped, and the last reason says so.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from paretoscale.decide.types import (
     Decision,
     HeldGpus,
     Observation,
+    ScaleDown,
     VariantEval,
 )
 from paretoscale.economics.money import usd
@@ -372,8 +375,9 @@ def decide(
             f"({f.served_rps:.2f} req/s within the SLO, net {usd(f.net_usd_per_hour, '/h')}; "
             f"{chosen.reason})"
         )
-        action: Action = "switch" if chosen.name != state.active else "scale"
-        return done(chosen, n, action)
+        if current is not None and chosen.name == current.name:
+            return done(current, *_guarded(spec, obs, state, current, n, rate, saturation, reasons))
+        return done(chosen, n, "switch")
 
     if current is None:
         if state.active:
@@ -438,6 +442,23 @@ def decide(
         wanted = state.replicas
     reasons.extend(floor_why)
     wanted = max(wanted, surge(spec, current, obs, reasons))
+    return done(current, *_guarded(spec, obs, state, current, wanted, rate, saturation, reasons))
+
+
+def _guarded(
+    spec: ModelDeploymentSpec,
+    obs: Observation,
+    state: CurrentState,
+    current: VariantEval,
+    wanted: int,
+    rate: float,
+    saturation: Saturation | None,
+    reasons: list[str],
+) -> tuple[int, Action, ScaleDown | None]:
+    """The serving variant's replicas past the saturation guard, the loading pods and the
+    scale-down stabilization, from the `wanted` the load asks for; (replicas, action, the
+    pending scale-down). Every decision that keeps the serving variant goes through it,
+    the fallback's too: a variant that meets no SLO is not scaled down while saturated."""
     modelled = wanted
     if saturation is not None and saturation.saturated:
         _, hi = replica_bounds(spec, current.name, obs.gpus_available)
@@ -456,7 +477,7 @@ def decide(
             reasons.append(
                 f"{current.name} pods are still loading: replicas held at {state.replicas}"
             )
-            return done(current, state.replicas, "hold", state.scale_down)
+            return state.replicas, "hold", state.scale_down
         reasons.append(
             f"{current.name} pods are still loading; the demand needs {modelled} replicas"
         )
@@ -472,5 +493,5 @@ def decide(
         reasons.append(why)
     if replicas != state.replicas:
         reasons.append(f"replicas {state.replicas} -> {replicas} for {rate:.2f} req/s")
-        return done(current, replicas, "scale", pending)
-    return done(current, replicas, "stay", pending)
+        return replicas, "scale", pending
+    return replicas, "stay", pending

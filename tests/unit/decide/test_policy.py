@@ -122,6 +122,31 @@ def test_loading_pods_hold_down_and_saturation_but_not_demand(spec: ModelDeploym
     assert ready.replicas == 6
 
 
+def test_a_fleet_past_every_slo_keeps_its_replicas_while_saturated(
+    spec: ModelDeploymentSpec,
+) -> None:
+    """bench/scenarios/burst-10x.yaml: 230 req/s, fp8 at its 16 replicas (the H100s the spec
+    has), 9 of them Ready. No variant meets the SLO, and the fallback's own count for fp8 is
+    14 (232 req/s at its capacity at the SLO). While fp8 is saturated that is no reason to
+    scale down, and never past the stabilization window: the two replicas would be deleted
+    while they load and started again a minute later."""
+    loading = CurrentState(active="fp8", replicas=16, variant_since=0.0, pods_loading=True)
+    sat = Saturation(True, False, 16, "fp8 saturated", SaturationMemory("fp8"))
+    d = decide(spec, obs(230.0), loading, sat)
+    assert not d.slo_met and d.reasons[0].startswith("no variant meets the SLO")
+    assert (d.variant, d.replicas) == ("fp8", 16)
+    # Ready and calm: the fallback's lower count waits out the stabilization window
+    ready = CurrentState(active="fp8", replicas=16, variant_since=0.0)
+    calm = Saturation(False, True, 16, "", SaturationMemory("fp8"))
+    first = decide(spec, obs(230.0), ready, calm)
+    assert (first.replicas, first.action) == (16, "stay") and first.scale_down is not None
+    assert first.scale_down.replicas < 16
+    window = spec.traffic.scale_down_stabilization_seconds
+    state = CurrentState(active="fp8", replicas=16, variant_since=0.0, scale_down=first.scale_down)
+    later = decide(spec, obs(230.0, at=10_000.0 + window), state, calm)
+    assert (later.replicas, later.action) == (first.scale_down.replicas, "scale")
+
+
 @pytest.mark.parametrize(
     ("current", "desired", "pending", "now", "expected"),
     [
