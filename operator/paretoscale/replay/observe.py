@@ -23,8 +23,9 @@ operator's queries:
 - request counts since a variant's replicas started (the counter itself, request_totals):
   finished and aborted requests summed since it last had no Ready replica; no request fails
   with an error in the replay (finished_reason="error" counts 0);
-- gauges: vllm:kv_cache_usage_perc and vllm:num_requests_waiting per replica, sampled once
-  per tick (waiting ~ Poisson(mean), KV x (1 + 0.05 N(0, 1))), read as max_over_time[1m].
+- gauges: vllm:kv_cache_usage_perc, vllm:num_requests_waiting and vllm:num_requests_running
+  per replica, sampled once per tick (waiting, running ~ Poisson(mean), KV x (1 + 0.05
+  N(0, 1))); KV read as max_over_time[1m], the request counts as the last scrape's sum.
 Before the replay starts the fleet is assumed to have served the first tick's demand; a
 window that would reach before tick 0 uses what exists, and with nothing scraped yet the
 rate reads as the first tick's demand (the metrics the operator had before the replay).
@@ -85,6 +86,7 @@ class Scrapes:
         self.ready = np.zeros((ticks, variants))
         self.kv = np.zeros((ticks, variants))
         self.waiting = np.zeros((ticks, variants))
+        self.running = np.zeros((ticks, variants))
         self.tokens = np.zeros((ticks, variants))
         self.arrivals = np.zeros((ticks, variants))
         self.aborted = np.zeros((ticks, variants))
@@ -94,6 +96,7 @@ class Scrapes:
             np.zeros((ticks, variants, len(edges) + 1)) if histograms else None
         )
         self.rng = np.random.default_rng([seed, 2])
+        self.rng_running = np.random.default_rng([seed, 3])  # keeps the other draws as they were
         self.rate_noise = np.exp(RATE_NOISE * self.rng.standard_normal(ticks))
         # per variant: (end, start) of the last run_start() answer, so each call scans only
         # the ticks scraped since (a scan back to the start made long replays quadratic)
@@ -144,6 +147,8 @@ class Scrapes:
         waiting = table.at(table.waiting[scale], i, w) + queued / ready
         self.kv[tick, v] = min(1.0, max(0.0, kv * (1.0 + KV_NOISE * self.rng.standard_normal())))
         self.waiting[tick, v] = float(self.rng.poisson(max(waiting, 0.0)))
+        running = table.at(table.running[scale], i, w)
+        self.running[tick, v] = float(self.rng_running.poisson(max(running, 0.0)))
         if self.hist is None or s.served <= 0:
             return
         n = round(s.served)
@@ -337,7 +342,14 @@ class PromView:
 
     def waiting_total(self, v: int) -> float | None:
         """sum(vllm:num_requests_waiting) over variant v's Ready replicas at the last scrape."""
+        return self._gauge_total(self.scrapes.waiting, v)
+
+    def running_total(self, v: int) -> float | None:
+        """sum(vllm:num_requests_running) over variant v's Ready replicas at the last scrape."""
+        return self._gauge_total(self.scrapes.running, v)
+
+    def _gauge_total(self, values: npt.NDArray[np.float64], v: int) -> float | None:
         end = self.tick - self.delay_ticks
         if end <= 0:
             return None
-        return float(self.scrapes.waiting[end - 1, v] * self.scrapes.ready[end - 1, v])
+        return float(values[end - 1, v] * self.scrapes.ready[end - 1, v])

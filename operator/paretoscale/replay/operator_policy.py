@@ -8,7 +8,7 @@ builds the tick's inputs and applies its outcome:
    capacity factors of the profiles learned so far (decide/learned.py), and, per variant with Ready replicas or requests in
    the window, its signals (completions per Ready replica-second, requests in the window,
    latency at the SLO percentile with its bucket and, where the SLO is a bucket edge, the
-   share of requests within it, requests waiting, KV-cache usage at the last scrape, requests
+   share of requests within it, requests waiting and running, KV-cache usage at the last scrape, requests
    finished and aborted since its replicas started, none failed); and the
    cluster facts: per variant the replicas last applied (the Deployment's spec.replicas) and
    the Ready ones.
@@ -97,6 +97,7 @@ def replay_inputs(
             if found is not None
             else None,
             waiting=view.waiting_total(i),
+            running=view.running_total(i),
             kv_cache_usage=view.gauge_max(i, "kv", 1),
             finished_total=counts[0] if counts else None,
             errors_total=0.0 if counts else None,  # no request fails in the replay

@@ -51,6 +51,7 @@ class Serving:
     completions: int  # per tick
     itl_counts: tuple[int, ...]  # per tick, per ITL bucket (the last is +Inf)
     waiting_per_replica: float = 0.0
+    running_per_replica: float = 3.0
     kv: float = 0.3
     prompt_tokens: int = 1000  # per request
     output_tokens: int = 200
@@ -86,6 +87,7 @@ def replay_view(spec: ModelDeploymentSpec, w: World) -> tuple[PromView, tuple[in
             scrapes.prompt_tokens[k, v] = s.completions * s.prompt_tokens
             scrapes.kv[k, v] = s.kv
             scrapes.waiting[k, v] = s.waiting_per_replica
+            scrapes.running[k, v] = s.running_per_replica
             assert scrapes.hist is not None
             scrapes.hist[k, v] = s.itl_counts
     view = PromView(scrapes, NOW_TICK, TICK_S, 1, WINDOW, 0.0)
@@ -105,6 +107,7 @@ def snapshot(w: World) -> MetricsSnapshot:
             prompt_tokens_per_s=rps * s.prompt_tokens,
             generation_tokens_per_s=rps * s.output_tokens,
             waiting=s.waiting_per_replica * s.ready,
+            running=s.running_per_replica * s.ready,
             kv_cache_usage=s.kv,
             replicas_reporting=s.ready,
             aborted_per_s=0.0,
