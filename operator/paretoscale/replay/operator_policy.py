@@ -5,13 +5,13 @@ builds the tick's inputs and applies its outcome:
 1. `replay_inputs` turns what the replay's Prometheus shows (observe.py's PromView: delayed,
    windowed, noisy) into the tick's Observation: the request rate, arrivals, aborted requests
    and the token mix (prompt and output tokens per request), the live GPU prices, the
-   capacity factors of the profiles learned so far (decide/learned.py), and, per variant with Ready replicas or requests in
-   the window, its signals (completions per Ready replica-second, requests in the window,
-   latency at the SLO percentile with its bucket and, where the SLO is a bucket edge, the
-   share of requests within it, requests waiting and running, KV-cache usage at the last scrape, requests
-   finished and aborted since its replicas started, none failed); and the
-   cluster facts: per variant the replicas last applied (the Deployment's spec.replicas) and
-   the Ready ones.
+   capacity factors of the profiles learned so far (decide/learned.py), and, per variant
+   with Ready replicas or requests in the window, its signals (completions per Ready
+   replica-second, requests in the window, latency at the SLO percentile with its bucket
+   and, where the SLO is a bucket edge, the share of requests within it, requests waiting
+   and running and the KV-cache usage at the last scrape, requests finished and aborted
+   since its replicas started, none failed); and the cluster facts: per variant the
+   replicas last applied (the Deployment's spec.replicas) and the Ready ones.
 2. `tick()` does the rest, exactly as in the operator: saturation guard, forecast floor,
    decide(), rollout analysis and the rollout machine, the learned profiles, the memory.
 3. The machine's fleet is what the replay's fleet applies; a variant it leaves out keeps its
